@@ -1,0 +1,76 @@
+//! Property paths as clients write them in operations: `plan`, `prefs.theme`, or a JSON
+//! pointer `/odd.key/inner` for keys that contain dots.
+
+use crate::error::{DomainError, pointer_token};
+
+/// A path into a profile's properties: a non-empty list of object keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PropertyPath(Vec<String>);
+
+impl PropertyPath {
+    /// Parses a client-written path. `pointer` locates the path in the request, for errors.
+    pub fn parse(text: &str, pointer: &str) -> Result<Self, DomainError> {
+        let segments: Vec<String> = if let Some(rest) = text.strip_prefix('/') {
+            rest.split('/')
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect()
+        } else {
+            text.split('.').map(str::to_owned).collect()
+        };
+        if segments.iter().any(String::is_empty) {
+            return Err(DomainError::invalid(
+                pointer,
+                format!(
+                    "`{text}` is not a property path: a path is keys joined by `.` (or a JSON pointer starting with `/`), none of them empty"
+                ),
+            ));
+        }
+        Ok(Self(segments))
+    }
+
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The path as a JSON pointer below `/properties`, for error messages.
+    pub fn to_pointer(&self) -> String {
+        self.0
+            .iter()
+            .map(|s| format!("/{}", pointer_token(s)))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for PropertyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_paths_split_on_dots() {
+        let p = PropertyPath::parse("prefs.theme", "/set").unwrap();
+        assert_eq!(p.segments(), ["prefs", "theme"]);
+    }
+
+    #[test]
+    fn pointer_paths_keep_dots_and_unescape() {
+        let p = PropertyPath::parse("/a.b/c~1d~0", "/set").unwrap();
+        assert_eq!(p.segments(), ["a.b", "c/d~"]);
+        assert_eq!(p.to_pointer(), "/a.b/c~1d~0");
+    }
+
+    #[test]
+    fn empty_segments_are_refused() {
+        for bad in ["", "a..b", ".a", "a.", "/", "/a//b"] {
+            assert!(
+                PropertyPath::parse(bad, "/set").is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The profile: what the service keeps about one end user.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::identity::Identity;
+
+/// A workspace's numeric id. Every stored row leads with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct WorkspaceId(pub i64);
+
+/// A profile's server-assigned, stable id (a UUID, time-ordered).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProfileId(pub String);
+
+impl std::fmt::Display for ProfileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A profile as stored and served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub id: ProfileId,
+    pub identities: Vec<Identity>,
+    /// Set by clients: arbitrary nested JSON.
+    pub properties: Map<String, Value>,
+    /// Derived by the service (e.g. `percent`); clients cannot write it.
+    pub computed: Map<String, Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Increments on every change; served as the ETag.
+    pub version: i64,
+}
+
+impl Profile {
+    /// A new, empty profile. `percent` is the profile's stable random number in [0, 100),
+    /// drawn by the caller (the core does no IO, randomness included).
+    pub fn new(id: ProfileId, now: Timestamp, percent: f64) -> Self {
+        let mut computed = Map::new();
+        computed.insert("percent".into(), Value::from(percent));
+        Self {
+            id,
+            identities: Vec::new(),
+            properties: Map::new(),
+            computed,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// Records that the profile changed at `now`.
+    pub fn touch(&mut self, now: Timestamp) {
+        self.version += 1;
+        self.updated_at = now.max(self.updated_at);
+    }
+}
+
+/// Truncates a timestamp to whole microseconds, the precision every backend stores.
+pub fn to_micros(ts: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(ts.as_microsecond()).expect("truncation stays in range")
+}

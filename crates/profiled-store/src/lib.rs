@@ -1,0 +1,91 @@
+//! Storage for profiled: a small transactional interface ([`Store`], [`ProfileTx`]) that
+//! every backend implements, so each use-case is written once above it.
+//!
+//! Backends: [`sqlite`] (embedded, the default).
+
+mod error;
+pub mod records;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+
+pub use error::StoreError;
+pub use records::{ApiKeyRecord, Workspace};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Workspaces, API keys and profile reads; profile writes go through [`Store::begin`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name, for logs and `/healthz`.
+    fn backend(&self) -> &'static str;
+
+    /// Creates a workspace; [`StoreError::Conflict`] when the name is taken.
+    async fn create_workspace(&self, name: &str, now: Timestamp) -> Result<Workspace>;
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;
+    async fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>>;
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Keys of one workspace, or of all when `workspace` is `None`, oldest first.
+    async fn list_api_keys(&self, workspace: Option<WorkspaceId>) -> Result<Vec<ApiKeyRecord>>;
+    /// Marks a key revoked; false when no such (unrevoked) key exists in the given scope.
+    async fn revoke_api_key(
+        &self,
+        workspace: Option<WorkspaceId>,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>>;
+    async fn profile_id_by_identity(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ProfileId>>;
+
+    /// Starts a write transaction. Writes of one store are serialised (or, on a server
+    /// database, row-locked) so that a read-modify-write inside it never loses an update.
+    async fn begin(&self) -> Result<Box<dyn ProfileTx>>;
+
+    /// Closes every connection; pending writes are already committed.
+    async fn close(&self);
+}
+
+/// One write transaction over profiles and identities. Dropping it without
+/// [`ProfileTx::commit`] rolls everything back.
+#[async_trait]
+pub trait ProfileTx: Send {
+    async fn profile_id_by_identity(
+        &mut self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ProfileId>>;
+    /// The profile with its identities, locked for update until the transaction ends.
+    async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>>;
+    /// Inserts a new profile and its identities ([`StoreError::IdentityTaken`] if one is in use).
+    async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()>;
+    /// Writes properties, computed, updated_at and version of an existing profile.
+    async fn update_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()>;
+    /// Attaches an identity to a profile ([`StoreError::IdentityTaken`] if it is in use).
+    async fn insert_identity(
+        &mut self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Detaches an identity from a profile; false when the profile did not carry it.
+    async fn delete_identity(
+        &mut self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+    ) -> Result<bool>;
+    /// Deletes a profile and its identities; false when it did not exist.
+    async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool>;
+    async fn commit(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,37 @@
+//! Rows that are not profiles: workspaces and API keys.
+
+use jiff::Timestamp;
+use profiled_core::{Scope, WorkspaceId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// A stored API key. The secret itself is never stored, only its SHA-256.
+#[derive(Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Public identifier, part of the key text; safe to log and list.
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub scope: Scope,
+    pub secret_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("created_at", &self.created_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}

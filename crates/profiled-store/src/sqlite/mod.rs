@@ -1,0 +1,272 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection and start with `BEGIN IMMEDIATE`, so
+//! a read-modify-write never races another writer of this process, and another process
+//! (the CLI while the server runs) waits on the file lock instead of failing. Reads use a
+//! separate pool and see every committed write.
+
+mod profiles;
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{SqlSafeStr, Sqlite, Transaction};
+
+use crate::{ApiKeyRecord, ProfileTx, Result, Store, StoreError, Workspace};
+
+/// How hard SQLite syncs a commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL`: an acknowledged write survives a crash of the process and of
+    /// the machine.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: survives a crash of the process; the last commits may be lost
+    /// if the machine loses power.
+    Normal,
+}
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    pub durability: Durability,
+    /// Connections for reads (writes always use one).
+    pub read_connections: u32,
+    /// How long a write waits for another process holding the file lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            read_connections: 8,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// The database file inside a data directory.
+    pub const FILE_NAME: &'static str = "profiled.db";
+
+    /// Opens (creating if needed) the database in `data_dir` and migrates it.
+    pub async fn open_dir(data_dir: &Path, settings: &SqliteSettings) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Backend(sqlx::Error::Configuration(
+                format!("cannot create data directory {}: {e}", data_dir.display()).into(),
+            ))
+        })?;
+        Self::open_file(&data_dir.join(Self::FILE_NAME), settings).await
+    }
+
+    /// Opens a `sqlite://` URL (or a plain path).
+    pub async fn open_url(url: &str, settings: &SqliteSettings) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        Self::open_file(&options.get_filename().to_owned(), settings).await
+    }
+
+    async fn open_file(path: &Path, settings: &SqliteSettings) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match settings.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(settings.busy_timeout)
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        migrator()
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(settings.read_connections.max(1))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            writer,
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn migrator() -> Migrator {
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    let mut migrator = Migrator::with_migrations(vec![migration(
+        1,
+        "init",
+        include_str!("migrations/0001_init.sql"),
+    )]);
+    migrator.set_locking(false);
+    migrator
+}
+
+pub(crate) fn micros(ts: Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+pub(crate) fn from_micros(us: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_workspace(&self, name: &str, now: Timestamp) -> Result<Workspace> {
+        records::create_workspace(&self.writer, name, now).await
+    }
+
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
+        records::workspace(&self.reader, "id = ?", id.0.to_string()).await
+    }
+
+    async fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>> {
+        records::workspace(&self.reader, "name = ?", name.to_owned()).await
+    }
+
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        records::list_workspaces(&self.reader).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        records::insert_api_key(&self.writer, key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        records::api_key(&self.reader, id).await
+    }
+
+    async fn list_api_keys(&self, workspace: Option<WorkspaceId>) -> Result<Vec<ApiKeyRecord>> {
+        records::list_api_keys(&self.reader, workspace).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        workspace: Option<WorkspaceId>,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        records::revoke_api_key(&self.writer, workspace, id, now).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
+        let mut conn = self.reader.acquire().await?;
+        profiles::load(&mut conn, ws, id).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn profile_id_by_identity(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ProfileId>> {
+        let mut conn = self.reader.acquire().await?;
+        profiles::id_by_identity(&mut conn, ws, identity).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl ProfileTx for SqliteTx {
+    async fn profile_id_by_identity(
+        &mut self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ProfileId>> {
+        profiles::id_by_identity(&mut self.tx, ws, identity).await
+    }
+
+    async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
+        // BEGIN IMMEDIATE already holds the write lock: nothing else can change the row.
+        profiles::load(&mut self.tx, ws, id).await
+    }
+
+    async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
+        profiles::insert(&mut self.tx, ws, profile).await
+    }
+
+    async fn update_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
+        profiles::update(&mut self.tx, ws, profile).await
+    }
+
+    async fn insert_identity(
+        &mut self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+        now: Timestamp,
+    ) -> Result<()> {
+        profiles::insert_identity(&mut self.tx, ws, id, identity, now).await
+    }
+
+    async fn delete_identity(
+        &mut self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+    ) -> Result<bool> {
+        profiles::delete_identity(&mut self.tx, ws, id, identity).await
+    }
+
+    async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
+        profiles::delete(&mut self.tx, ws, id).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}

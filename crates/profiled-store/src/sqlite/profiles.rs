@@ -1,0 +1,178 @@
+//! Profile and identity rows.
+
+use jiff::Timestamp;
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use serde_json::{Map, Value};
+use sqlx::{Row, SqliteConnection};
+
+use super::{from_micros, micros};
+use crate::{Result, StoreError};
+
+pub(super) async fn id_by_identity(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    identity: &Identity,
+) -> Result<Option<ProfileId>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT profile_id FROM identities WHERE workspace_id = ? AND kind = ? AND value = ?",
+    )
+    .bind(ws.0)
+    .bind(identity.kind.as_str())
+    .bind(&identity.value)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id.map(ProfileId))
+}
+
+pub(super) async fn load(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+) -> Result<Option<Profile>> {
+    let Some(row) = sqlx::query(
+        "SELECT properties, computed, created_at, updated_at, version FROM profiles WHERE workspace_id = ? AND id = ?",
+    )
+    .bind(ws.0)
+    .bind(&id.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let identities = sqlx::query(
+        "SELECT kind, value FROM identities WHERE workspace_id = ? AND profile_id = ? ORDER BY created_at, kind, value",
+    )
+    .bind(ws.0)
+    .bind(&id.0)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok(Identity::new_unchecked(r.try_get("kind")?, r.try_get("value")?)))
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Profile {
+        id: id.clone(),
+        identities,
+        properties: json_object(row.try_get("properties")?)?,
+        computed: json_object(row.try_get("computed")?)?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+    }))
+}
+
+pub(super) async fn insert(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    profile: &Profile,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(ws.0)
+    .bind(&profile.id.0)
+    .bind(to_json(&profile.properties))
+    .bind(to_json(&profile.computed))
+    .bind(micros(profile.created_at))
+    .bind(micros(profile.updated_at))
+    .bind(profile.version)
+    .execute(&mut *conn)
+    .await?;
+    for identity in &profile.identities {
+        insert_identity(conn, ws, &profile.id, identity, profile.created_at).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn update(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    profile: &Profile,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE profiles SET properties = ?, computed = ?, updated_at = ?, version = ? WHERE workspace_id = ? AND id = ?",
+    )
+    .bind(to_json(&profile.properties))
+    .bind(to_json(&profile.computed))
+    .bind(micros(profile.updated_at))
+    .bind(profile.version)
+    .bind(ws.0)
+    .bind(&profile.id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_identity(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    identity: &Identity,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("INSERT INTO identities (workspace_id, kind, value, profile_id, created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(ws.0)
+        .bind(identity.kind.as_str())
+        .bind(&identity.value)
+        .bind(&id.0)
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            if StoreError::is_unique_violation(&e) {
+                StoreError::IdentityTaken(identity.clone())
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(())
+}
+
+pub(super) async fn delete_identity(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    identity: &Identity,
+) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM identities WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?")
+        .bind(ws.0)
+        .bind(identity.kind.as_str())
+        .bind(&identity.value)
+        .bind(&id.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn delete(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+) -> Result<bool> {
+    sqlx::query("DELETE FROM identities WHERE workspace_id = ? AND profile_id = ?")
+        .bind(ws.0)
+        .bind(&id.0)
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("DELETE FROM profiles WHERE workspace_id = ? AND id = ?")
+        .bind(ws.0)
+        .bind(&id.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn json_object(text: String) -> Result<Map<String, Value>> {
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(StoreError::Corrupt(
+            "a JSON column does not hold an object".into(),
+        )),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "a JSON column does not parse: {e}"
+        ))),
+    }
+}
+
+fn to_json(map: &Map<String, Value>) -> String {
+    serde_json::to_string(map).expect("a JSON map always serialises")
+}
