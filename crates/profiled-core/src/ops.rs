@@ -38,6 +38,10 @@ pub struct PropertyOps {
 }
 
 impl PropertyOps {
+    /// The operation names, as they appear in request bodies.
+    pub const NAMES: [&'static str; 6] =
+        ["set", "set_once", "unset", "increment", "append", "remove"];
+
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
             && self.set_once.is_empty()

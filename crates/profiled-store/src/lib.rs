@@ -22,6 +22,9 @@ pub trait Store: Send + Sync + 'static {
     /// The backend's name, for logs and `/healthz`.
     fn backend(&self) -> &'static str;
 
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+
     /// Creates a workspace; [`StoreError::Conflict`] when the name is taken.
     async fn create_workspace(&self, name: &str, now: Timestamp) -> Result<Workspace>;
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;

@@ -152,6 +152,11 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn create_workspace(&self, name: &str, now: Timestamp) -> Result<Workspace> {
         records::create_workspace(&self.writer, name, now).await
     }

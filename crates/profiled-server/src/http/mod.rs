@@ -1,0 +1,116 @@
+//! The HTTP edge: the native API under `/v1`, `/openapi.json`, `/docs`, `/healthz`.
+
+pub mod extract;
+mod health;
+pub mod problem;
+pub mod v1;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::service::Service;
+use problem::Problem;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "profiled",
+        description = "A self-hosted user profile service: profiles of your end users, their identities and properties, behind one API.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "profiles", description = "Profiles, their properties and identities"),
+        (name = "workspaces", description = "Tenants"),
+        (name = "keys", description = "API keys of a workspace"),
+        (name = "health", description = "Liveness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(v1::profiles::upsert))
+        .routes(routes!(
+            v1::profiles::get_profile,
+            v1::profiles::patch_profile,
+            v1::profiles::delete_profile
+        ))
+        .routes(routes!(v1::profiles::get_by_identity))
+        .routes(routes!(v1::profiles::replace_properties))
+        .routes(routes!(v1::profiles::add_identities))
+        .routes(routes!(v1::profiles::remove_identity))
+        .routes(routes!(v1::workspaces::current))
+        .routes(routes!(v1::workspaces::list, v1::workspaces::create))
+        .routes(routes!(v1::keys::list, v1::keys::create))
+        .routes(routes!(v1::keys::revoke))
+        .routes(routes!(health::healthz))
+}
+
+/// The OpenAPI document of the native API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The complete application.
+pub fn router(service: Arc<Service>) -> Router {
+    let body_limit = service.limits().max_body_bytes;
+    let (api, openapi) = api().with_state(AppState { service }).split_for_parts();
+    Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
+        .layer(middleware::map_response(bare_errors_as_problems))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            problem::internal_error().into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Errors that the framework answers itself (wrong method, ...) come without a body;
+/// give them the same problem+json shape as ours, keeping their headers (e.g. `Allow`).
+async fn bare_errors_as_problems(response: Response) -> Response {
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let (parts, _) = response.into_parts();
+        let mut problem = Problem::for_status(status).into_response();
+        for (name, value) in parts.headers.iter() {
+            problem.headers_mut().entry(name).or_insert(value.clone());
+        }
+        return problem;
+    }
+    response
+}

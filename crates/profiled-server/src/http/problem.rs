@@ -1,0 +1,197 @@
+//! RFC 9457 problem details: the only shape an error of the native API takes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use profiled_core::Violation;
+use serde::Serialize;
+
+use crate::service::ServiceError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`urn:profiled:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// For validation problems: each offending JSON pointer and what is wrong there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// For a failed `If-Match`: the profile's current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:profiled:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            violations: Vec::new(),
+            current_version: None,
+        }
+    }
+
+    /// The plain problem for a bare status code (unknown route, wrong method, ...).
+    pub fn for_status(status: StatusCode) -> Self {
+        let (slug, detail) = match status {
+            StatusCode::NOT_FOUND => ("not-found", "no such route; see /docs for the API"),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method-not-allowed",
+                "this route does not take that method; the Allow header lists the ones it takes",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "body-too-large",
+                "the request body is larger than the configured limit",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported-media-type",
+                "send the body as application/json",
+            ),
+            _ => ("http-error", "the request could not be served"),
+        };
+        Self::new(
+            status,
+            slug,
+            status.canonical_reason().unwrap_or("Error"),
+            detail,
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// The HTTP layer's one error type; converted to a [`Problem`] in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("body too large")]
+    BodyTooLarge(usize),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<profiled_core::DomainError> for ApiError {
+    fn from(err: profiled_core::DomainError) -> Self {
+        Self::Service(err.into())
+    }
+}
+
+impl ApiError {
+    pub fn invalid(pointer: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![Violation::new(pointer, message)])
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let problem = match self {
+            ApiError::Unauthorized(detail) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+            ),
+            ApiError::Forbidden(detail) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+            }
+            ApiError::MalformedBody(detail) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+                detail,
+            ),
+            ApiError::Invalid(violations)
+            | ApiError::Service(ServiceError::Invalid(violations)) => Problem {
+                violations,
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "Validation failed",
+                    "the request breaks the rules listed in `violations`; nothing was changed",
+                )
+            },
+            ApiError::UnsupportedMediaType(detail) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported Media Type",
+                detail,
+            ),
+            ApiError::BodyTooLarge(limit) => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Payload Too Large",
+                format!("the request body is larger than the limit of {limit} bytes"),
+            ),
+            ApiError::Service(ServiceError::NotFound(what)) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not Found",
+                format!("{what} not found"),
+            ),
+            ApiError::Service(ServiceError::Conflict(detail)) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+            }
+            ApiError::Service(ServiceError::PreconditionFailed { current }) => Problem {
+                current_version: Some(current),
+                ..Problem::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition-failed",
+                    "Precondition Failed",
+                    format!(
+                        "If-Match does not name the current version ({current}); read the profile again and retry"
+                    ),
+                )
+            },
+            ApiError::Service(ServiceError::Store(err)) => {
+                tracing::error!(error = %err, "storage failure");
+                internal_error()
+            }
+        };
+        let mut response = problem.into_response();
+        if unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The problem for any failure of ours: it never says more than this.
+pub fn internal_error() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal Server Error",
+        "the server failed to handle the request; it has been logged",
+    )
+}

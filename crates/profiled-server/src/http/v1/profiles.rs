@@ -1,0 +1,383 @@
+//! `/v1/profiles`: upsert by identities, read, change, identities, delete.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use profiled_core::error::pointer_token;
+use profiled_core::identity::IdentityMap;
+use profiled_core::{Identity, Profile, ProfileId, PropertyOps, Violation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::http::AppState;
+use crate::http::extract::{ApiJson, Caller, IfMatch, PatchBody, from_value_at};
+use crate::http::problem::{ApiError, Problem};
+use crate::service::{Change, Upsert};
+
+/// A profile as the native API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileView {
+    /// Server-assigned, stable id.
+    pub id: String,
+    pub identities: Vec<Identity>,
+    /// Set by clients.
+    #[schema(value_type = Object)]
+    pub properties: Map<String, Value>,
+    /// Derived by the service; `percent` is a stable random number in [0, 100).
+    #[schema(value_type = Object, example = json!({"percent": 42.5}))]
+    pub computed: Map<String, Value>,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-11-22T15:56:28.123456Z")]
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+    /// Increments on every change; also the `ETag`.
+    pub version: i64,
+}
+
+impl From<Profile> for ProfileView {
+    fn from(p: Profile) -> Self {
+        Self {
+            id: p.id.0,
+            identities: p.identities,
+            properties: p.properties,
+            computed: p.computed,
+            created_at: p.created_at.to_string(),
+            updated_at: p.updated_at.to_string(),
+            version: p.version,
+        }
+    }
+}
+
+/// What a write-only key gets back instead of the profile: it may write, never read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WriteReceipt {
+    pub id: String,
+    pub version: i64,
+}
+
+/// Create or update a profile by its identities: `identities` beside the operations.
+#[derive(Debug, ToSchema)]
+pub struct UpsertBody {
+    /// One or more identities, `{kind: value}`. The profile that carries any of them is
+    /// updated; if none does, a profile is created.
+    pub identities: IdentityMap,
+    #[schema(inline)]
+    #[serde(flatten)]
+    pub ops: PropertyOps,
+}
+
+impl UpsertBody {
+    /// Splits the body into identities and operations, refusing any other key (a mistyped
+    /// operation must not be ignored silently).
+    fn from_body(mut body: Map<String, Value>) -> Result<Self, ApiError> {
+        let unknown: Vec<Violation> = body
+            .keys()
+            .filter(|k| k.as_str() != "identities" && !PropertyOps::NAMES.contains(&k.as_str()))
+            .map(|k| {
+                Violation::new(
+                    format!("/{}", pointer_token(k)),
+                    format!(
+                        "unknown field; expected `identities` or an operation: {}",
+                        PropertyOps::NAMES.join(", ")
+                    ),
+                )
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::Invalid(unknown));
+        }
+        let identities = body.remove("identities").ok_or_else(|| {
+            ApiError::invalid(
+                "/identities",
+                "name at least one identity, e.g. {\"user_id\": \"u1\"}",
+            )
+        })?;
+        Ok(Self {
+            identities: from_value_at(identities, "/identities")?,
+            ops: from_value_at(Value::Object(body), "")?,
+        })
+    }
+}
+
+/// Identities to attach to a profile.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitiesBody {
+    pub identities: IdentityMap,
+}
+
+/// The response to a write: the profile with its ETag, or a receipt for write-only keys.
+fn written(caller: &Caller, status: StatusCode, profile: Profile) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", profile.version))
+        .expect("digits are a valid header");
+    let location = HeaderValue::from_str(&format!("/v1/profiles/{}", profile.id))
+        .expect("ids are header-safe");
+    let mut response = if caller.scope.can_read() {
+        (status, axum::Json(ProfileView::from(profile))).into_response()
+    } else {
+        let receipt = WriteReceipt {
+            id: profile.id.0,
+            version: profile.version,
+        };
+        (status, axum::Json(receipt)).into_response()
+    };
+    response.headers_mut().insert(header::ETAG, etag);
+    if status == StatusCode::CREATED {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn parse_identity(kind: &str, value: &str, state: &AppState) -> Result<Identity, ApiError> {
+    Identity::parse(kind, value, state.service.limits())
+        .map_err(|message| ApiError::invalid("/identity", message))
+}
+
+#[utoipa::path(
+    post, path = "/v1/profiles", tag = "profiles",
+    request_body = UpsertBody,
+    responses(
+        (status = 201, description = "Created", body = ProfileView),
+        (status = 200, description = "Updated (a write-only key gets a `WriteReceipt`)", body = ProfileView),
+        (status = 409, description = "The identities belong to different profiles", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid identities or operations", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Upsert a profile by identities.
+///
+/// Applies the operations (`set`, `set_once`, `unset`, `increment`, `append`, `remove`, in
+/// that order) to the profile that carries any of the identities, attaching the ones it does
+/// not carry yet; creates the profile if none does.
+pub async fn upsert(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let ws = caller.write()?;
+    let body = UpsertBody::from_body(body)?;
+    let identities = body
+        .identities
+        .parse("/identities", state.service.limits())?;
+    let result = state
+        .service
+        .upsert(
+            ws,
+            Upsert {
+                identities,
+                ops: body.ops,
+            },
+        )
+        .await?;
+    let status = if result.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(written(&caller, status, result.profile))
+}
+
+#[utoipa::path(
+    get, path = "/v1/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "Profile id")),
+    responses(
+        (status = 200, body = ProfileView, headers(("ETag" = String, description = "The profile's version"))),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Get a profile by id.
+pub async fn get_profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ws = caller.read()?;
+    let profile = state.service.profile(ws, &ProfileId(id)).await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
+
+#[utoipa::path(
+    get, path = "/v1/profiles/by/{kind}/{value}", tag = "profiles",
+    params(
+        ("kind" = String, Path, description = "Identity kind, e.g. `user_id`, `email`"),
+        ("value" = String, Path, description = "Identity value (URL-encoded)"),
+    ),
+    responses(
+        (status = 200, body = ProfileView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Get a profile by one of its identities.
+pub async fn get_by_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((kind, value)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let ws = caller.read()?;
+    let identity = parse_identity(&kind, &value, &state)?;
+    let profile = state.service.profile_by_identity(ws, &identity).await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
+
+#[utoipa::path(
+    patch, path = "/v1/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Only if the profile is at this version")),
+    request_body(
+        description = "`application/merge-patch+json`: an RFC 7396 merge patch of `properties`. `application/json`: operations.",
+        content(
+            (Object = "application/merge-patch+json"),
+            (PropertyOps = "application/json"),
+        )
+    ),
+    responses(
+        (status = 200, body = ProfileView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names an old version", body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Change a profile's properties by merge patch or operations.
+pub async fn patch_profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(precondition): IfMatch,
+    PatchBody(change): PatchBody,
+) -> Result<Response, ApiError> {
+    let ws = caller.write()?;
+    let profile = state
+        .service
+        .change(ws, &ProfileId(id), change, precondition)
+        .await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
+
+#[utoipa::path(
+    put, path = "/v1/profiles/{id}/properties", tag = "profiles",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = Object, description = "The complete new properties"),
+    responses(
+        (status = 200, body = ProfileView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Replace all of a profile's properties.
+pub async fn replace_properties(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(precondition): IfMatch,
+    ApiJson(properties): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let ws = caller.write()?;
+    let Value::Object(properties) = properties else {
+        return Err(ApiError::invalid("", "properties must be a JSON object"));
+    };
+    let profile = state
+        .service
+        .change(
+            ws,
+            &ProfileId(id),
+            Change::Replace(properties),
+            precondition,
+        )
+        .await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
+
+#[utoipa::path(
+    post, path = "/v1/profiles/{id}/identities", tag = "profiles",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = IdentitiesBody,
+    responses(
+        (status = 200, body = ProfileView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An identity belongs to another profile", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Attach identities to a profile.
+pub async fn add_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(precondition): IfMatch,
+    ApiJson(body): ApiJson<IdentitiesBody>,
+) -> Result<Response, ApiError> {
+    let ws = caller.write()?;
+    let identities = body
+        .identities
+        .parse("/identities", state.service.limits())?;
+    if identities.is_empty() {
+        return Err(ApiError::invalid(
+            "/identities",
+            "name at least one identity",
+        ));
+    }
+    let profile = state
+        .service
+        .add_identities(ws, &ProfileId(id), identities, precondition)
+        .await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/profiles/{id}/identities/{kind}/{value}", tag = "profiles",
+    params(("id" = String, Path), ("kind" = String, Path), ("value" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, body = ProfileView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Detach an identity from a profile.
+pub async fn remove_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, kind, value)): Path<(String, String, String)>,
+    IfMatch(precondition): IfMatch,
+) -> Result<Response, ApiError> {
+    let ws = caller.write()?;
+    let identity = parse_identity(&kind, &value, &state)?;
+    let profile = state
+        .service
+        .remove_identity(ws, &ProfileId(id), &identity, precondition)
+        .await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 204, description = "Deleted, with its identities"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Delete a profile and its identities.
+pub async fn delete_profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(precondition): IfMatch,
+) -> Result<StatusCode, ApiError> {
+    let ws = caller.write()?;
+    state
+        .service
+        .delete(ws, &ProfileId(id), precondition)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,288 @@
+//! Profile use-cases: upsert by identities, read, change, identities, delete.
+
+use jiff::Timestamp;
+use profiled_core::ops::merge_patch;
+use profiled_core::profile::to_micros;
+use profiled_core::{Identity, Profile, ProfileId, PropertyOps, Violation, WorkspaceId};
+use profiled_store::ProfileTx;
+use rand::Rng;
+use serde_json::{Map, Value};
+
+use super::{Result, Service, ServiceError};
+
+/// Create-or-update by identities.
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    pub identities: Vec<Identity>,
+    pub ops: PropertyOps,
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub profile: Profile,
+    pub created: bool,
+}
+
+/// A change to an existing profile's properties.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Ops(PropertyOps),
+    /// JSON Merge Patch (RFC 7396).
+    MergePatch(Value),
+    /// Replace all properties.
+    Replace(Map<String, Value>),
+}
+
+/// An `If-Match` condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Precondition {
+    /// `*`: any current version.
+    Any,
+    /// One of these versions.
+    Versions(Vec<i64>),
+}
+
+impl Precondition {
+    fn check(&self, profile: &Profile) -> Result<()> {
+        match self {
+            Precondition::Any => Ok(()),
+            Precondition::Versions(v) if v.contains(&profile.version) => Ok(()),
+            Precondition::Versions(_) => Err(ServiceError::PreconditionFailed {
+                current: profile.version,
+            }),
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    to_micros(Timestamp::now())
+}
+
+fn not_found(id: &ProfileId) -> ServiceError {
+    ServiceError::NotFound(format!("profile `{id}`"))
+}
+
+impl Service {
+    /// Creates the profile the identities name, or updates it. Identities the profile does
+    /// not carry yet are attached to it.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn upsert(&self, ws: WorkspaceId, request: Upsert) -> Result<Written> {
+        if request.identities.is_empty() {
+            return Err(ServiceError::Invalid(vec![Violation::new(
+                "/identities",
+                "name at least one identity, e.g. {\"user_id\": \"u1\"}",
+            )]));
+        }
+        let mut tx = self.store.begin().await?;
+        let mut owners: Vec<(ProfileId, &Identity)> = Vec::new();
+        for identity in &request.identities {
+            if let Some(id) = tx.profile_id_by_identity(ws, identity).await? {
+                if !owners.iter().any(|(owner, _)| owner == &id) {
+                    owners.push((id, identity));
+                }
+            }
+        }
+        let written = match owners.as_slice() {
+            [] => {
+                let mut profile = Profile::new(
+                    new_profile_id(),
+                    now(),
+                    rand::rng().random_range(0.0..100.0),
+                );
+                profile.identities = request.identities.clone();
+                profile.properties = request.ops.apply(&profile.properties, "")?;
+                self.check(&profile)?;
+                tx.insert_profile(ws, &profile).await?;
+                Written {
+                    profile,
+                    created: true,
+                }
+            }
+            [(id, _)] => {
+                let mut profile = tx.profile(ws, id).await?.ok_or_else(|| not_found(id))?;
+                let properties = request.ops.apply(&profile.properties, "")?;
+                let new_identities: Vec<Identity> = request
+                    .identities
+                    .iter()
+                    .filter(|i| !profile.identities.contains(i))
+                    .cloned()
+                    .collect();
+                self.save(&mut *tx, ws, &mut profile, properties, new_identities)
+                    .await?;
+                Written {
+                    profile,
+                    created: false,
+                }
+            }
+            [(first, a), (second, b), ..] => {
+                return Err(ServiceError::Conflict(format!(
+                    "identities {a} and {b} belong to different profiles ({first} and {second}); profiles are not merged by an upsert"
+                )));
+            }
+        };
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    pub async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Profile> {
+        self.store
+            .profile(ws, id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub async fn profile_by_identity(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Profile> {
+        let missing = || ServiceError::NotFound(format!("profile with identity {identity}"));
+        let id = self
+            .store
+            .profile_id_by_identity(ws, identity)
+            .await?
+            .ok_or_else(missing)?;
+        // A concurrent delete can remove the profile between the two reads.
+        self.store.profile(ws, &id).await?.ok_or_else(missing)
+    }
+
+    /// Changes an existing profile's properties.
+    pub async fn change(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        change: Change,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
+        let mut tx = self.store.begin().await?;
+        let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        let properties = match change {
+            Change::Ops(ops) => ops.apply(&profile.properties, "")?,
+            Change::MergePatch(patch) => merge_patch(&profile.properties, &patch)?,
+            Change::Replace(properties) => properties,
+        };
+        self.save(&mut *tx, ws, &mut profile, properties, Vec::new())
+            .await?;
+        tx.commit().await?;
+        Ok(profile)
+    }
+
+    /// Attaches identities to a profile. Identities it already carries are left as they are.
+    pub async fn add_identities(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identities: Vec<Identity>,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
+        let mut tx = self.store.begin().await?;
+        let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        let mut new_identities = Vec::new();
+        for identity in identities {
+            if !profile.identities.contains(&identity) && !new_identities.contains(&identity) {
+                new_identities.push(identity);
+            }
+        }
+        let properties = profile.properties.clone();
+        self.save(&mut *tx, ws, &mut profile, properties, new_identities)
+            .await?;
+        tx.commit().await?;
+        Ok(profile)
+    }
+
+    /// Detaches one identity from a profile.
+    pub async fn remove_identity(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
+        let mut tx = self.store.begin().await?;
+        let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        if !tx.delete_identity(ws, id, identity).await? {
+            return Err(ServiceError::NotFound(format!(
+                "identity {identity} on profile `{id}`"
+            )));
+        }
+        profile.identities.retain(|i| i != identity);
+        profile.touch(now());
+        tx.update_profile(ws, &profile).await?;
+        tx.commit().await?;
+        Ok(profile)
+    }
+
+    /// Deletes a profile and its identities.
+    pub async fn delete(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        precondition: Option<Precondition>,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        tx.delete_profile(ws, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn locked(
+        &self,
+        tx: &mut dyn ProfileTx,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        precondition: Option<&Precondition>,
+    ) -> Result<Profile> {
+        let profile = tx.profile(ws, id).await?.ok_or_else(|| not_found(id))?;
+        if let Some(precondition) = precondition {
+            precondition.check(&profile)?;
+        }
+        Ok(profile)
+    }
+
+    /// Writes new properties and identities if they change anything. A write that changes
+    /// nothing keeps the version, so a repeated request is idempotent.
+    async fn save(
+        &self,
+        tx: &mut dyn ProfileTx,
+        ws: WorkspaceId,
+        profile: &mut Profile,
+        properties: Map<String, Value>,
+        new_identities: Vec<Identity>,
+    ) -> Result<()> {
+        if properties == profile.properties && new_identities.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        profile.properties = properties;
+        profile.identities.extend(new_identities.iter().cloned());
+        self.check(profile)?;
+        for identity in &new_identities {
+            tx.insert_identity(ws, &profile.id, identity, now).await?;
+        }
+        profile.touch(now);
+        tx.update_profile(ws, profile).await?;
+        Ok(())
+    }
+
+    /// The limits every stored profile respects.
+    fn check(&self, profile: &Profile) -> Result<()> {
+        self.limits
+            .check_properties(&profile.properties, "/properties")?;
+        if profile.identities.len() > self.limits.max_identities {
+            return Err(ServiceError::Invalid(vec![Violation::new(
+                "/identities",
+                format!(
+                    "a profile carries at most {} identities",
+                    self.limits.max_identities
+                ),
+            )]));
+        }
+        Ok(())
+    }
+}
+
+fn new_profile_id() -> ProfileId {
+    ProfileId(uuid::Uuid::now_v7().to_string())
+}

@@ -1,0 +1,272 @@
+//! Configuration: built-in defaults, then the TOML file named by `PROFILED_CONFIG` (or
+//! `--config`), then `PROFILED_*` environment variables, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use profiled_core::Limits;
+use profiled_store::sqlite::{Durability, SqliteSettings};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database lives.
+    pub data_dir: PathBuf,
+    /// A database URL; overrides `data_dir` when set.
+    pub database_url: Option<DatabaseUrl>,
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `profiled=debug,info`.
+    pub log_level: String,
+    pub sqlite: SqliteConfig,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./profiled-data"),
+            database_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            sqlite: SqliteConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// `full` (default): a commit is on disk before it is acknowledged. `normal`: survives a
+    /// crash of the process, not necessarily a power loss.
+    pub synchronous: Synchronous,
+    /// Connections used for reads.
+    pub read_connections: u32,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            read_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+impl SqliteConfig {
+    pub fn settings(&self) -> SqliteSettings {
+        SqliteSettings {
+            durability: match self.synchronous {
+                Synchronous::Full => Durability::Full,
+                Synchronous::Normal => Durability::Normal,
+            },
+            read_connections: self.read_connections,
+            ..SqliteSettings::default()
+        }
+    }
+}
+
+/// A database URL. Its `Debug` form hides any password.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Settings given on the command line; unset ones leave the lower layers alone.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    pub limits: LimitOverrides,
+}
+
+#[derive(Debug, Default, Serialize, clap::Args)]
+pub struct LimitOverrides {
+    /// Largest request body, in bytes [default: 1048576].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Deepest nesting inside properties [default: 32].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<usize>,
+    /// Most property keys per profile, counted at every depth [default: 1000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_properties: Option<usize>,
+    /// Longest property key, in bytes [default: 256].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_key_length: Option<usize>,
+    /// Longest string value, in bytes [default: 65536].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_string_length: Option<usize>,
+    /// Most identities per profile [default: 100].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_identities: Option<usize>,
+    /// Longest identity value, in bytes [default: 1024].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_identity_length: Option<usize>,
+}
+
+const TOP_LEVEL_KEYS: [&str; 7] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "log_format",
+    "log_level",
+    "sqlite",
+    "limits",
+];
+
+impl Config {
+    pub fn load(config_file: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = config_file.or_else(|| std::env::var_os("PROFILED_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("PROFILED_").split("__").filter(|key| {
+            TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())
+        });
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url
+            && !url.0.starts_with("sqlite:")
+        {
+            bail!(
+                "database_url {url:?} is not supported by this build: use a sqlite: URL, or leave it unset to use data_dir"
+            );
+        }
+        let l = &self.limits;
+        for (name, value) in [
+            ("max_body_bytes", l.max_body_bytes),
+            ("max_depth", l.max_depth),
+            ("max_properties", l.max_properties),
+            ("max_key_length", l.max_key_length),
+            ("max_string_length", l.max_string_length),
+            ("max_identities", l.max_identities),
+            ("max_identity_length", l.max_identity_length),
+        ] {
+            if value == 0 {
+                bail!("limits.{name} must be at least 1");
+            }
+        }
+        if self.sqlite.read_connections == 0 {
+            bail!("sqlite.read_connections must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_hide_their_password() {
+        let url = DatabaseUrl("postgres://app:hunter2@db:5432/profiles".into());
+        assert_eq!(format!("{url:?}"), "postgres://app:***@db:5432/profiles");
+        assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "p.toml",
+                "listen = \"127.0.0.1:9000\"\n[limits]\nmax_depth = 8\nmax_properties = 50\n",
+            )?;
+            jail.set_env("PROFILED_LIMITS__MAX_DEPTH", "9");
+            jail.set_env("PROFILED_TEST_POSTGRES_URL", "postgres://ignored");
+            let overrides = Overrides {
+                data_dir: Some("/tmp/x".into()),
+                ..Overrides::default()
+            };
+            let config =
+                Config::load(Some("p.toml".into()), overrides).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.limits.max_depth, 9);
+            assert_eq!(config.limits.max_properties, 50);
+            assert_eq!(
+                config.limits.max_body_bytes,
+                Limits::default().max_body_bytes
+            );
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_limits_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "lisen = \"127.0.0.1:9000\"\n")?;
+            assert!(Config::load(Some("bad.toml".into()), Overrides::default()).is_err());
+            jail.create_file("zero.toml", "[limits]\nmax_depth = 0\n")?;
+            assert!(Config::load(Some("zero.toml".into()), Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,68 @@
+//! `profiled serve`: open the store, print the first admin key once, serve until signalled.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::commands::open_service;
+use crate::config::Config;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (service, bootstrap_key) = open_service(&config, true).await?;
+    let service = Arc::new(service);
+    if let Some(key) = bootstrap_key {
+        println!(
+            "\nCreated workspace `default` with an admin API key. It is shown only this once; keep it safe:\n\n    {}\n\nUse it as `Authorization: Bearer <key>`.\n",
+            key.token.0
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        backend = service.store().backend(),
+        database = %describe_database(&config),
+        "profiled is listening; API docs at /docs"
+    );
+    axum::serve(listener, profiled_server::router(service.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    service.store().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn describe_database(config: &Config) -> String {
+    match &config.database_url {
+        Some(url) => format!("{url:?}"),
+        None => config
+            .data_dir
+            .join(profiled_store::sqlite::SqliteStore::FILE_NAME)
+            .display()
+            .to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
