@@ -101,11 +101,9 @@ impl Walk<'_> {
     fn value(&mut self, value: &Value, pointer: &str, depth: usize) {
         match value {
             Value::Object(object) => self.object(object, pointer, depth + 1),
-            Value::Array(items) => {
-                if self.depth_ok(pointer, depth + 1) {
-                    for (i, item) in items.iter().enumerate() {
-                        self.value(item, &format!("{pointer}/{i}"), depth + 1);
-                    }
+            Value::Array(items) if self.depth_ok(pointer, depth + 1) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.value(item, &format!("{pointer}/{i}"), depth + 1);
                 }
             }
             Value::String(s) if s.len() > self.limits.max_string_length => self.report(

@@ -58,34 +58,19 @@ impl PropertyOps {
         properties: &Map<String, Value>,
         base: &str,
     ) -> Result<Map<String, Value>, DomainError> {
-        let mut out = properties.clone();
-        let mut violations = Vec::new();
-        let mut run = |out: &mut Map<String, Value>,
-                       op: &str,
-                       path: &str,
-                       f: &mut dyn FnMut(
-            &mut Map<String, Value>,
-            &PropertyPath,
-        ) -> Result<(), String>| {
-            let pointer = format!("{base}/{op}/{}", pointer_token(path));
-            match PropertyPath::parse(path, &pointer) {
-                Ok(parsed) => {
-                    if let Err(message) = f(out, &parsed) {
-                        violations.push(Violation::new(pointer, message));
-                    }
-                }
-                Err(DomainError::Invalid(v)) => violations.extend(v),
-            }
+        let mut run = Run {
+            out: properties.clone(),
+            violations: Vec::new(),
+            base,
         };
-
         for (path, value) in &self.set {
-            run(&mut out, "set", path, &mut |props, p| {
+            run.step("set", path, |props, p| {
                 *slot(props, p)? = value.clone();
                 Ok(())
             });
         }
         for (path, value) in &self.set_once {
-            run(&mut out, "set_once", path, &mut |props, p| {
+            run.step("set_once", path, |props, p| {
                 let target = slot(props, p)?;
                 if target.is_null() {
                     *target = value.clone();
@@ -95,7 +80,7 @@ impl PropertyOps {
         }
         for (i, path) in self.unset.iter().enumerate() {
             // Unset is a list, so its errors point at the index in the request.
-            run(&mut out, "unset", &i.to_string(), &mut |props, _| {
+            run.step("unset", &i.to_string(), |props, _| {
                 let parsed = PropertyPath::parse(path, "").map_err(|_| {
                     format!("`{path}` is not a property path: a path is keys joined by `.` (or a JSON pointer starting with `/`), none of them empty")
                 })?;
@@ -104,7 +89,7 @@ impl PropertyOps {
             });
         }
         for (path, delta) in &self.increment {
-            run(&mut out, "increment", path, &mut |props, p| {
+            run.step("increment", path, |props, p| {
                 let Value::Number(delta) = delta else {
                     return Err("the amount to increment by must be a number".into());
                 };
@@ -124,7 +109,7 @@ impl PropertyOps {
             });
         }
         for (path, value) in &self.append {
-            run(&mut out, "append", path, &mut |props, p| {
+            run.step("append", path, |props, p| {
                 let target = slot(props, p)?;
                 match target {
                     Value::Null => *target = Value::Array(vec![value.clone()]),
@@ -140,29 +125,50 @@ impl PropertyOps {
             });
         }
         for (path, value) in &self.remove {
-            run(
-                &mut out,
-                "remove",
-                path,
-                &mut |props, p| match existing(props, p) {
-                    None | Some(Value::Null) => Ok(()),
-                    Some(Value::Array(items)) => {
-                        items.retain(|item| item != value);
-                        Ok(())
-                    }
-                    Some(other) => Err(format!(
-                        "cannot remove from `{p}`: it holds {}, not an array",
-                        describe(other)
-                    )),
-                },
-            );
+            run.step("remove", path, |props, p| match existing(props, p) {
+                None | Some(Value::Null) => Ok(()),
+                Some(Value::Array(items)) => {
+                    items.retain(|item| item != value);
+                    Ok(())
+                }
+                Some(other) => Err(format!(
+                    "cannot remove from `{p}`: it holds {}, not an array",
+                    describe(other)
+                )),
+            });
         }
 
-        drop(run);
-        if violations.is_empty() {
-            Ok(out)
+        if run.violations.is_empty() {
+            Ok(run.out)
         } else {
-            Err(DomainError::Invalid(violations))
+            Err(DomainError::Invalid(run.violations))
+        }
+    }
+}
+
+/// One application of a set of operations: the copy being changed and what went wrong.
+struct Run<'a> {
+    out: Map<String, Value>,
+    violations: Vec<Violation>,
+    base: &'a str,
+}
+
+impl Run<'_> {
+    /// Applies one operation to one path, recording a violation at its request pointer.
+    fn step(
+        &mut self,
+        op: &str,
+        path: &str,
+        f: impl FnOnce(&mut Map<String, Value>, &PropertyPath) -> Result<(), String>,
+    ) {
+        let pointer = format!("{}/{op}/{}", self.base, pointer_token(path));
+        match PropertyPath::parse(path, &pointer) {
+            Ok(parsed) => {
+                if let Err(message) = f(&mut self.out, &parsed) {
+                    self.violations.push(Violation::new(pointer, message));
+                }
+            }
+            Err(DomainError::Invalid(v)) => self.violations.extend(v),
         }
     }
 }

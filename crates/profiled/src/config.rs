@@ -180,8 +180,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
+        // Keys arrive upper-case here; other PROFILED_* variables (e.g. the test suite's
+        // PROFILED_TEST_POSTGRES_URL) are not settings and are left out.
         let env = Env::prefixed("PROFILED_").split("__").filter(|key| {
-            TOP_LEVEL_KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(top))
         });
         let config: Config = figment
             .merge(env)
@@ -222,6 +227,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's (large) error type
 mod tests {
     use super::*;
 

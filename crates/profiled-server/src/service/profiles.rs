@@ -77,10 +77,10 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let mut owners: Vec<(ProfileId, &Identity)> = Vec::new();
         for identity in &request.identities {
-            if let Some(id) = tx.profile_id_by_identity(ws, identity).await? {
-                if !owners.iter().any(|(owner, _)| owner == &id) {
-                    owners.push((id, identity));
-                }
+            if let Some(id) = tx.profile_id_by_identity(ws, identity).await?
+                && !owners.iter().any(|(owner, _)| owner == &id)
+            {
+                owners.push((id, identity));
             }
         }
         let written = match owners.as_slice() {

@@ -79,7 +79,7 @@ impl SqliteStore {
     /// Opens a `sqlite://` URL (or a plain path).
     pub async fn open_url(url: &str, settings: &SqliteSettings) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
-        Self::open_file(&options.get_filename().to_owned(), settings).await
+        Self::open_file(options.get_filename(), settings).await
     }
 
     async fn open_file(path: &Path, settings: &SqliteSettings) -> Result<Self> {

@@ -1,0 +1,273 @@
+//! The real `profiled` binary: first start, keys from the CLI while the server runs, and a
+//! hard kill that loses no acknowledged write.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_profiled");
+
+fn profiled(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("PROFILED_CONFIG")
+        .output()
+        .expect("profiled runs")
+}
+
+/// A `profiled serve` process on a random port.
+struct Server {
+    child: Child,
+    base: String,
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("PROFILED_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("profiled serve starts");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        let address = loop {
+            let line = stderr
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server logs that it listens");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Self {
+            child,
+            base: format!("http://{address}"),
+            stdout,
+        }
+    }
+
+    /// Everything printed on stdout so far.
+    fn printed(&self) -> String {
+        self.stdout.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn key_in(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|w| w.starts_with("prf_"))
+        .map(str::to_owned)
+}
+
+async fn status(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::StatusCode {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn the_first_start_prints_an_admin_key_once_and_never_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let key = (0..50)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            key_in(&server.printed())
+        })
+        .expect("the first start prints a key");
+    assert_eq!(
+        status(&server.base, reqwest::Method::GET, "/v1/keys", &key, None).await,
+        200
+    );
+    assert!(
+        dir.path().join("profiled.db").exists(),
+        "the database file is created in the data dir"
+    );
+    drop(server);
+
+    let again = Server::start(dir.path());
+    assert_eq!(
+        status(&again.base, reqwest::Method::GET, "/v1/keys", &key, None).await,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        key_in(&again.printed()),
+        None,
+        "a second start printed a key"
+    );
+}
+
+#[tokio::test]
+async fn keys_created_and_revoked_by_the_cli_work_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = profiled(dir.path(), &["workspaces", "create", "shop"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let shop_admin = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(shop_admin.starts_with("prf_"));
+
+    let server = Server::start(dir.path());
+    let output = profiled(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--workspace",
+            "shop",
+            "--scope",
+            "read_write",
+            "--name",
+            "backend",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout is the key alone: {stdout:?}"
+    );
+    let key = stdout.trim().to_owned();
+    let upsert = json!({"identities": {"user_id": "cli"}, "set": {"a": 1}});
+    assert_eq!(
+        status(
+            &server.base,
+            reqwest::Method::POST,
+            "/v1/profiles",
+            &key,
+            Some(upsert)
+        )
+        .await,
+        201
+    );
+
+    let listed = profiled(dir.path(), &["keys", "list", "--workspace", "shop"]);
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    let key_id = key.split('_').nth(1).unwrap();
+    assert!(
+        listing.contains(key_id) && listing.contains("read_write") && !listing.contains(&key),
+        "{listing}"
+    );
+
+    let revoked = profiled(dir.path(), &["keys", "revoke", key_id]);
+    assert!(revoked.status.success());
+    assert_eq!(
+        status(
+            &server.base,
+            reqwest::Method::GET,
+            "/v1/profiles/by/user_id/cli",
+            &key,
+            None
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        status(
+            &server.base,
+            reqwest::Method::GET,
+            "/v1/profiles/by/user_id/cli",
+            &shop_admin,
+            None
+        )
+        .await,
+        200
+    );
+
+    let bad_scope = profiled(dir.path(), &["keys", "create", "--scope", "root"]);
+    assert!(!bad_scope.status.success());
+    let no_workspace = profiled(
+        dir.path(),
+        &["keys", "create", "--workspace", "nope", "--scope", "read"],
+    );
+    assert!(!no_workspace.status.success());
+    assert!(String::from_utf8_lossy(&no_workspace.stderr).contains("not found"));
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = String::from_utf8(
+        profiled(dir.path(), &["keys", "create", "--scope", "read_write"]).stdout,
+    )
+    .unwrap();
+    let key = key.trim();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for i in 0..50 {
+        let reply = client
+            .post(format!("{}/v1/profiles", server.base))
+            .bearer_auth(key)
+            .json(&json!({"identities": {"user_id": format!("k{i}")}, "increment": {"n": i}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 201);
+        acknowledged.push(TestApp::read(reply).await.body);
+    }
+    drop(server); // SIGKILL: no graceful shutdown, no checkpoint.
+
+    let server = Server::start(dir.path());
+    for profile in &acknowledged {
+        let reply = client
+            .get(format!(
+                "{}/v1/profiles/{}",
+                server.base,
+                profile["id"].as_str().unwrap()
+            ))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(&TestApp::read(reply).await.body, profile);
+    }
+}

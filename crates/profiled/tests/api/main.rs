@@ -1,0 +1,12 @@
+//! The one integration test binary: it starts the real HTTP server on a random port and
+//! drives it over HTTP. One module per area.
+
+mod support;
+
+mod auth;
+mod cli;
+mod concurrency;
+mod docs;
+mod durability;
+mod errors;
+mod profiles;

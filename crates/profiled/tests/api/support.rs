@@ -1,0 +1,233 @@
+//! A running server for a test: its own data directory, a random port, an admin key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use profiled_core::{Limits, Scope};
+use profiled_server::Service;
+use profiled_store::Store;
+use profiled_store::sqlite::{SqliteSettings, SqliteStore};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// Admin key of the `default` workspace.
+    pub admin: String,
+    pub service: Arc<Service>,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The JSON pointers a problem's violations name.
+    pub fn violation_pointers(&self) -> Vec<String> {
+        self.body["violations"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|v| v["pointer"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(Limits::default()).await
+    }
+
+    pub async fn start_with(limits: Limits) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (service, admin) = open(dir.path(), limits).await;
+        Self::serve(
+            dir,
+            service,
+            admin.expect("a fresh data directory issues a key"),
+        )
+        .await
+    }
+
+    async fn serve(dir: TempDir, service: Arc<Service>, admin: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a free port");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = profiled_server::router(service.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the server runs");
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            admin,
+            service,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server, closes the database and starts a new server on the same data.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let (service, issued) = open(self.dir.path(), self.service.limits().clone()).await;
+        assert!(issued.is_none(), "a restart never issues a new first key");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::serve(dir, service, self.admin.clone()).await
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server stops cleanly");
+        }
+        self.service.store().close().await;
+    }
+
+    /// A new key of the default workspace.
+    pub async fn key(&self, scope: Scope) -> String {
+        let ws = self.service.workspace_by_name("default").await.unwrap();
+        self.service
+            .create_key(ws.id, scope, "test")
+            .await
+            .unwrap()
+            .token
+            .0
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Self::read(request.send().await.expect("the server answers")).await
+    }
+
+    /// A request with a raw body and content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body);
+        Self::read(request.send().await.expect("the server answers")).await
+    }
+
+    pub async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn upsert(&self, key: &str, body: Value) -> Reply {
+        self.post("/v1/profiles", key, body).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Opens a data directory the way `profiled serve` does; returns the first admin key if
+/// one was issued.
+async fn open(dir: &Path, limits: Limits) -> (Arc<Service>, Option<String>) {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_dir(dir, &SqliteSettings::default())
+            .await
+            .expect("the store opens"),
+    );
+    let service = Service::new(store, limits);
+    let issued = service.bootstrap(true).await.expect("bootstrap");
+    (Arc::new(service), issued.map(|k| k.token.0))
+}
+
+/// Asserts that a reply is an RFC 9457 problem with this status.
+pub fn assert_problem(reply: &Reply, status: u16) {
+    assert_eq!(
+        reply.status.as_u16(),
+        status,
+        "unexpected status; body: {}",
+        reply.body
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "body: {}",
+        reply.body
+    );
+    assert_eq!(reply.body["status"], status);
+    for field in ["type", "title", "detail"] {
+        assert!(
+            reply.body[field].is_string(),
+            "problem without `{field}`: {}",
+            reply.body
+        );
+    }
+}
