@@ -40,6 +40,10 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The deepest nesting any configuration may allow: JSON parsers (serde_json's included)
+    /// refuse documents nested deeper than 128, so stored properties must stay well below.
+    pub const MAX_DEPTH: usize = 100;
+
     /// Checks a whole properties object against the limits. `base` is the JSON pointer the
     /// violations are reported under (usually `/properties`).
     pub fn check_properties(

@@ -8,6 +8,11 @@ use crate::error::{DomainError, pointer_token};
 pub struct PropertyPath(Vec<String>);
 
 impl PropertyPath {
+    /// The most keys a path may have. Stored JSON never nests deeper than
+    /// [`crate::Limits::MAX_DEPTH`], so a longer path could never be valid; refusing it early
+    /// also keeps a hostile path from building a value too deep to handle.
+    pub const MAX_SEGMENTS: usize = crate::limits::Limits::MAX_DEPTH;
+
     /// Parses a client-written path. `pointer` locates the path in the request, for errors.
     pub fn parse(text: &str, pointer: &str) -> Result<Self, DomainError> {
         let segments: Vec<String> = if let Some(rest) = text.strip_prefix('/') {
@@ -17,6 +22,12 @@ impl PropertyPath {
         } else {
             text.split('.').map(str::to_owned).collect()
         };
+        if segments.len() > Self::MAX_SEGMENTS {
+            return Err(DomainError::invalid(
+                pointer,
+                format!("a property path has at most {} keys", Self::MAX_SEGMENTS),
+            ));
+        }
         if segments.iter().any(String::is_empty) {
             return Err(DomainError::invalid(
                 pointer,
@@ -62,6 +73,14 @@ mod tests {
         let p = PropertyPath::parse("/a.b/c~1d~0", "/set").unwrap();
         assert_eq!(p.segments(), ["a.b", "c/d~"]);
         assert_eq!(p.to_pointer(), "/a.b/c~1d~0");
+    }
+
+    #[test]
+    fn overlong_paths_are_refused_before_anything_is_built() {
+        let long = vec!["a"; PropertyPath::MAX_SEGMENTS + 1].join(".");
+        assert!(PropertyPath::parse(&long, "/set").is_err());
+        let ok = vec!["a"; PropertyPath::MAX_SEGMENTS].join(".");
+        assert!(PropertyPath::parse(&ok, "/set").is_ok());
     }
 
     #[test]

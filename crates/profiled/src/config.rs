@@ -219,6 +219,9 @@ impl Config {
                 bail!("limits.{name} must be at least 1");
             }
         }
+        if l.max_depth > Limits::MAX_DEPTH {
+            bail!("limits.max_depth is at most {}", Limits::MAX_DEPTH);
+        }
         if self.sqlite.read_connections == 0 {
             bail!("sqlite.read_connections must be at least 1");
         }
@@ -272,6 +275,8 @@ mod tests {
             assert!(Config::load(Some("bad.toml".into()), Overrides::default()).is_err());
             jail.create_file("zero.toml", "[limits]\nmax_depth = 0\n")?;
             assert!(Config::load(Some("zero.toml".into()), Overrides::default()).is_err());
+            jail.create_file("deep.toml", "[limits]\nmax_depth = 200\n")?;
+            assert!(Config::load(Some("deep.toml".into()), Overrides::default()).is_err());
             Ok(())
         });
     }

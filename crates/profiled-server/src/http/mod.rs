@@ -90,7 +90,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(api)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
-        .layer(middleware::map_response(bare_errors_as_problems))
+        .layer(middleware::map_response(framework_errors_as_problems))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             problem::internal_error().into_response()
@@ -98,19 +98,30 @@ pub fn router(service: Arc<Service>) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Errors that the framework answers itself (wrong method, ...) come without a body;
-/// give them the same problem+json shape as ours, keeping their headers (e.g. `Allow`).
-async fn bare_errors_as_problems(response: Response) -> Response {
+/// Errors that the framework answers itself (a wrong method without a body, a path segment
+/// that is not valid UTF-8 as plain text, ...) get the same problem+json shape as ours,
+/// keeping their headers (e.g. `Allow`) and their message as the detail.
+async fn framework_errors_as_problems(response: Response) -> Response {
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error())
-        && !response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        let (parts, _) = response.into_parts();
-        let mut problem = Problem::for_status(status).into_response();
-        for (name, value) in parts.headers.iter() {
-            problem.headers_mut().entry(name).or_insert(value.clone());
-        }
-        return problem;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(problem::PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Framework messages are short; anything longer is not one and is not echoed.
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let mut problem = Problem::for_status(status);
+    if !text.is_empty() && status.is_client_error() {
+        problem.detail = String::from_utf8_lossy(&text).into_owned();
+    }
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut response = problem.into_response();
+    for (name, value) in parts.headers.iter() {
+        response.headers_mut().entry(name).or_insert(value.clone());
     }
     response
 }

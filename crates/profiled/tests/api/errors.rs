@@ -18,6 +18,46 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
 }
 
 #[tokio::test]
+async fn a_path_that_is_not_utf8_is_a_400_problem() {
+    let app = TestApp::start().await;
+    assert_problem(&app.get("/v1/profiles/%FF%FE", &app.admin).await, 400);
+    assert_problem(
+        &app.get("/v1/profiles/by/email/%C3%28", &app.admin).await,
+        400,
+    );
+}
+
+#[tokio::test]
+async fn hostile_paths_and_nesting_get_a_4xx_not_a_crash() {
+    let app = TestApp::start().await;
+    let long_path = vec!["a"; 200_000].join(".");
+    let reply = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "h"}, "set": {long_path: 1}}),
+        )
+        .await;
+    assert_problem(&reply, 422);
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let body = format!(r#"{{"identities": {{"user_id": "h"}}, "set": {{"a": {deep}}}}}"#);
+    assert_problem(
+        &app.raw(
+            Method::POST,
+            "/v1/profiles",
+            &app.admin,
+            "application/json",
+            body,
+        )
+        .await,
+        400,
+    );
+    assert_eq!(
+        app.call(Method::GET, "/healthz", None, None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn malformed_json_is_400_and_the_wrong_content_type_415() {
     let app = TestApp::start().await;
     let broken = app
