@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod error;
+pub mod filter;
 pub mod identity;
 pub mod limits;
 pub mod ops;
