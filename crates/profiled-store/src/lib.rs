@@ -5,14 +5,17 @@
 
 mod error;
 pub mod records;
+pub mod search;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
 pub use records::{ApiKeyRecord, Workspace};
+pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -49,6 +52,26 @@ pub trait Store: Send + Sync + 'static {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<ProfileId>>;
+
+    /// Profiles matching a filter, in sort order, one page at a time (keyset pagination).
+    async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage>;
+    /// The number of profiles matching a filter.
+    async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64>;
+    /// The database's query plan for a search, for tests and diagnostics.
+    async fn explain_search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<String>;
+
+    /// Declares a property or computed path indexed (replacing its type if declared) and
+    /// builds the index.
+    async fn declare_index(
+        &self,
+        ws: WorkspaceId,
+        field: &Field,
+        value_type: ValueType,
+        now: Timestamp,
+    ) -> Result<PropertyIndex>;
+    /// Removes a declared index; false when it was not declared.
+    async fn drop_index(&self, ws: WorkspaceId, field: &Field) -> Result<bool>;
+    async fn property_indexes(&self, ws: WorkspaceId) -> Result<Vec<PropertyIndex>>;
 
     /// Starts a write transaction. Writes of one store are serialised (or, on a server
     /// database, row-locked) so that a read-modify-write inside it never loses an update.

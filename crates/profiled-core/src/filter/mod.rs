@@ -128,3 +128,38 @@ impl Filter {
         eval::push_not(self, false)
     }
 }
+
+/// The type of values a declared index serves.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    String,
+    Number,
+    Boolean,
+    /// RFC 3339 UTC strings, compared as times.
+    Timestamp,
+}
+
+impl ValueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::Number => "number",
+            ValueType::Boolean => "boolean",
+            ValueType::Timestamp => "timestamp",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ValueType::String,
+            ValueType::Number,
+            ValueType::Boolean,
+            ValueType::Timestamp,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
+    }
+}

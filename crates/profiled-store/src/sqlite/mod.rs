@@ -5,8 +5,10 @@
 //! (the CLI while the server runs) waits on the file lock instead of failing. Reads use a
 //! separate pool and see every committed write.
 
+mod filter;
 mod profiles;
 mod records;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -21,7 +24,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{SqlSafeStr, Sqlite, Transaction};
 
-use crate::{ApiKeyRecord, ProfileTx, Result, Store, StoreError, Workspace};
+use crate::{
+    ApiKeyRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError,
+    Workspace,
+};
 
 /// How hard SQLite syncs a commit to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,11 +135,14 @@ fn migrator() -> Migrator {
             false,
         )
     };
-    let mut migrator = Migrator::with_migrations(vec![migration(
-        1,
-        "init",
-        include_str!("migrations/0001_init.sql"),
-    )]);
+    let mut migrator = Migrator::with_migrations(vec![
+        migration(1, "init", include_str!("migrations/0001_init.sql")),
+        migration(
+            2,
+            "property indexes",
+            include_str!("migrations/0002_property_indexes.sql"),
+        ),
+    ]);
     migrator.set_locking(false);
     migrator
 }
@@ -208,6 +217,42 @@ impl Store for SqliteStore {
     ) -> Result<Option<ProfileId>> {
         let mut conn = self.reader.acquire().await?;
         profiles::id_by_identity(&mut conn, ws, identity).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, query))]
+    async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
+        let mut conn = self.reader.acquire().await?;
+        search::search(&mut conn, ws, query).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, filter))]
+    async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64> {
+        let mut conn = self.reader.acquire().await?;
+        search::count(&mut conn, ws, filter, now).await
+    }
+
+    async fn explain_search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<String> {
+        let mut conn = self.reader.acquire().await?;
+        search::explain(&mut conn, ws, query).await
+    }
+
+    async fn declare_index(
+        &self,
+        ws: WorkspaceId,
+        field: &Field,
+        value_type: ValueType,
+        now: Timestamp,
+    ) -> Result<PropertyIndex> {
+        search::declare_index(&self.writer, ws, field, value_type, now).await
+    }
+
+    async fn drop_index(&self, ws: WorkspaceId, field: &Field) -> Result<bool> {
+        search::drop_index(&self.writer, ws, field).await
+    }
+
+    async fn property_indexes(&self, ws: WorkspaceId) -> Result<Vec<PropertyIndex>> {
+        let mut conn = self.reader.acquire().await?;
+        search::property_indexes(&mut conn, ws).await
     }
 
     async fn begin(&self) -> Result<Box<dyn ProfileTx>> {

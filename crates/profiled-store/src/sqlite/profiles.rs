@@ -3,9 +3,9 @@
 use jiff::Timestamp;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use serde_json::{Map, Value};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
-use super::{from_micros, micros};
+use super::micros;
 use crate::{Result, StoreError};
 
 pub(super) async fn id_by_identity(
@@ -29,35 +29,17 @@ pub(super) async fn load(
     ws: WorkspaceId,
     id: &ProfileId,
 ) -> Result<Option<Profile>> {
-    let Some(row) = sqlx::query(
-        "SELECT properties, computed, created_at, updated_at, version FROM profiles WHERE workspace_id = ? AND id = ?",
-    )
-    .bind(ws.0)
-    .bind(&id.0)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let identities = sqlx::query(
-        "SELECT kind, value FROM identities WHERE workspace_id = ? AND profile_id = ? ORDER BY created_at, kind, value",
-    )
-    .bind(ws.0)
-    .bind(&id.0)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| Ok(Identity::new_unchecked(r.try_get("kind")?, r.try_get("value")?)))
-    .collect::<Result<Vec<_>>>()?;
-    Ok(Some(Profile {
-        id: id.clone(),
-        identities,
-        properties: json_object(row.try_get("properties")?)?,
-        computed: json_object(row.try_get("computed")?)?,
-        created_at: from_micros(row.try_get("created_at")?)?,
-        updated_at: from_micros(row.try_get("updated_at")?)?,
-        version: row.try_get("version")?,
-    }))
+    let sql = format!(
+        "SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id = ?",
+        super::search::profile_columns()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(ws.0)
+        .bind(&id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| super::search::profile_row(&row))
+        .transpose()
 }
 
 pub(super) async fn insert(
@@ -161,7 +143,7 @@ pub(super) async fn delete(
     Ok(done.rows_affected() > 0)
 }
 
-fn json_object(text: String) -> Result<Map<String, Value>> {
+pub(super) fn json_object(text: String) -> Result<Map<String, Value>> {
     match serde_json::from_str(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(StoreError::Corrupt(

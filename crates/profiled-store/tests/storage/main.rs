@@ -1,13 +1,16 @@
 //! The storage test suite. Every case runs on every backend: SQLite always (a temporary
 //! file); other backends join as they are added.
 
+mod filters;
+
 use std::future::Future;
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, Scope, WorkspaceId};
 use profiled_store::sqlite::{SqliteSettings, SqliteStore};
-use profiled_store::{ApiKeyRecord, Store, StoreError};
+use profiled_store::{ApiKeyRecord, SearchQuery, SortKey, Store, StoreError};
 use serde_json::json;
 
 /// Runs `case` once per backend, each on a fresh, empty database.
@@ -24,6 +27,30 @@ where
     );
     case(store.clone()).await;
     store.close().await;
+}
+
+/// The same for tests that drive their own runtime (property tests).
+fn on_every_backend_blocking(case: impl Fn(Arc<dyn Store>, &tokio::runtime::Runtime)) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        runtime
+            .block_on(SqliteStore::open_dir(
+                dir.path(),
+                &SqliteSettings::default(),
+            ))
+            .unwrap(),
+    );
+    case(store.clone(), &runtime);
+    runtime.block_on(store.close());
+}
+
+#[test]
+fn filters_select_in_sql_what_the_evaluator_matches() {
+    on_every_backend_blocking(filters::sql_selects_what_the_evaluator_matches);
 }
 
 fn now() -> Timestamp {
@@ -253,6 +280,165 @@ async fn identities_detach_from_their_own_profile_only() {
         tx.commit().await.unwrap();
         assert_eq!(store.profile_id_by_identity(ws, &u1).await.unwrap(), None);
         assert!(store.ping().await.is_ok());
+    })
+    .await;
+}
+
+async fn insert_numbered(store: &Arc<dyn Store>, ws: WorkspaceId, count: usize) {
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..count {
+        let mut p = profile(&format!("p{i:03}"), &[]);
+        // Every third profile lacks `n`; values repeat so ties need the id tie-break.
+        if i % 3 != 0 {
+            p.properties.insert("n".into(), json!(i % 4));
+        }
+        p.properties
+            .insert("plan".into(), json!(["free", "pro"][i % 2]));
+        tx.insert_profile(ws, &p).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_every_match_once_in_sort_order() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        insert_numbered(&store, ws, 25).await;
+        for descending in [false, true] {
+            let sort = vec![SortKey {
+                field: Field::parse("properties.n").unwrap(),
+                descending,
+            }];
+            let query = |after, limit| SearchQuery {
+                filter: Filter::all(),
+                now: now(),
+                sort: sort.clone(),
+                after,
+                limit,
+            };
+            let all: Vec<String> = store
+                .search(ws, &query(None, 1000))
+                .await
+                .unwrap()
+                .profiles
+                .into_iter()
+                .map(|p| p.id.0)
+                .collect();
+            assert_eq!(all.len(), 25);
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.search(ws, &query(after.clone(), 4)).await.unwrap();
+                paged.extend(page.profiles.into_iter().map(|p| p.id.0));
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(paged, all, "descending = {descending}");
+            // Missing values sort first ascending and last descending; ties by id.
+            let (first, last) = if descending {
+                ("p007", "p024")
+            } else {
+                ("p000", "p023")
+            };
+            assert_eq!((all[0].as_str(), all[24].as_str()), (first, last));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_declared_index_serves_equality_range_and_sort() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        // Selective values, as indexes are declared for: 40 plans, and a distinct `rank` each.
+        // (On a field with two values SQLite rightly prefers walking the primary key.)
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..400 {
+            let mut p = profile(&format!("p{i:03}"), &[]);
+            p.properties.insert(
+                "plan".into(),
+                json!(if i % 40 == 0 {
+                    "team".to_owned()
+                } else {
+                    format!("plan{}", i % 40)
+                }),
+            );
+            p.properties.insert("rank".into(), json!(i));
+            tx.insert_profile(ws, &p).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let plan_field = Field::parse("properties.plan").unwrap();
+        let query = |filter: &str, sort: Vec<SortKey>| SearchQuery {
+            filter: Filter::parse(filter).unwrap(),
+            now: now(),
+            sort,
+            after: None,
+            limit: 20,
+        };
+        let equality = query(r#"properties.plan = "team""#, vec![]);
+        let before = store.explain_search(ws, &equality).await.unwrap();
+        assert!(
+            !before.contains("profiles_by_"),
+            "an undeclared path used an index: {before}"
+        );
+
+        store
+            .declare_index(ws, &plan_field, ValueType::String, now())
+            .await
+            .unwrap();
+        store
+            .declare_index(
+                ws,
+                &Field::parse("properties.rank").unwrap(),
+                ValueType::Number,
+                now(),
+            )
+            .await
+            .unwrap();
+        for q in [
+            equality,
+            query("properties.rank >= 390", vec![]),
+            query(
+                "properties.rank >= 0",
+                vec![SortKey {
+                    field: Field::parse("properties.rank").unwrap(),
+                    descending: true,
+                }],
+            ),
+        ] {
+            let plan = store.explain_search(ws, &q).await.unwrap();
+            assert!(
+                plan.contains("profiles_by_"),
+                "{:?} did not use the index: {plan}",
+                q.filter
+            );
+        }
+        let indexes = store.property_indexes(ws).await.unwrap();
+        assert_eq!(indexes.len(), 2);
+        assert_eq!(
+            store
+                .count(
+                    ws,
+                    &Filter::parse(r#"properties.plan = "team""#).unwrap(),
+                    now()
+                )
+                .await
+                .unwrap(),
+            10
+        );
+
+        assert!(store.drop_index(ws, &plan_field).await.unwrap());
+        assert!(!store.drop_index(ws, &plan_field).await.unwrap());
+        let after = store
+            .explain_search(ws, &query(r#"properties.plan = "team""#, vec![]))
+            .await
+            .unwrap();
+        assert!(
+            !after.contains("profiles_by_"),
+            "a dropped index is still used: {after}"
+        );
     })
     .await;
 }

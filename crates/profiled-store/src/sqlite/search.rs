@@ -1,0 +1,351 @@
+//! Search, count, query plans and declared indexes on SQLite.
+
+use jiff::Timestamp;
+use profiled_core::filter::{Field, Filter, ValueType};
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
+
+use super::filter::{Bind, Sql, canonical_time, compile, json_value};
+use super::{from_micros, micros};
+use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue};
+use crate::{Result, StoreError};
+
+/// The identities of profile `p`, as a JSON array of `[kind, value]`.
+const IDENTITIES: &str = "(SELECT json_group_array(json_array(kind, value)) FROM \
+     (SELECT kind, value FROM identities AS i WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id \
+      ORDER BY i.created_at, i.kind, i.value))";
+
+/// The columns every profile read selects, in the order [`profile_row`] decodes them.
+pub(super) fn profile_columns() -> String {
+    format!(
+        "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, {IDENTITIES} AS identities"
+    )
+}
+
+pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
+    let identities: String = row.try_get("identities")?;
+    let pairs: Vec<(String, String)> = serde_json::from_str(&identities)
+        .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
+    Ok(Profile {
+        id: ProfileId(row.try_get("id")?),
+        identities: pairs
+            .iter()
+            .map(|(k, v)| Identity::new_unchecked(k, v))
+            .collect(),
+        properties: super::profiles::json_object(row.try_get("properties")?)?,
+        computed: super::profiles::json_object(row.try_get("computed")?)?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// The SQL expression a sort key orders by.
+fn sort_expression(field: &Field) -> String {
+    match field {
+        Field::Property(path) => {
+            json_value("p.", profiled_core::filter::JsonColumn::Properties, path)
+        }
+        Field::Computed(path) => {
+            json_value("p.", profiled_core::filter::JsonColumn::Computed, path)
+        }
+        Field::Id => "p.id".into(),
+        Field::CreatedAt => "p.created_at".into(),
+        Field::UpdatedAt => "p.updated_at".into(),
+        Field::Identity(_) => unreachable!("the service refuses sorting by identities"),
+    }
+}
+
+fn bind_sort_value(sql: &mut Sql, value: &SortValue) {
+    sql.bind(match value {
+        SortValue::Null => unreachable!("nulls are compared with IS NULL"),
+        SortValue::Int(i) => Bind::Int(*i),
+        SortValue::Real(f) => Bind::Real(*f),
+        SortValue::Text(s) => Bind::Text(s.clone()),
+    });
+}
+
+/// Rows strictly after the keyset, in the order `ORDER BY k0, k1, ..., p.id` gives (SQLite
+/// puts NULLs first when ascending and last when descending).
+fn after_keyset(sql: &mut Sql, keys: &[(String, bool)], keyset: &Keyset, level: usize) {
+    if level == keys.len() {
+        sql.push("p.id > ");
+        sql.bind(Bind::Text(keyset.id.0.clone()));
+        return;
+    }
+    let (expr, descending) = &keys[level];
+    let value = &keyset.values[level];
+    sql.push("(");
+    match (value, descending) {
+        (SortValue::Null, false) => sql.push(&format!("{expr} IS NOT NULL")),
+        (SortValue::Null, true) => sql.push("0"),
+        (v, false) => {
+            sql.push(&format!("{expr} > "));
+            bind_sort_value(sql, v);
+        }
+        (v, true) => {
+            sql.push(&format!("({expr} < "));
+            bind_sort_value(sql, v);
+            sql.push(&format!(" OR {expr} IS NULL)"));
+        }
+    }
+    sql.push(" OR (");
+    match value {
+        SortValue::Null => sql.push(&format!("{expr} IS NULL")),
+        v => {
+            sql.push(&format!("{expr} = "));
+            bind_sort_value(sql, v);
+        }
+    }
+    sql.push(" AND ");
+    after_keyset(sql, keys, keyset, level + 1);
+    sql.push("))");
+}
+
+fn search_sql(ws: WorkspaceId, query: &SearchQuery) -> Sql {
+    let keys: Vec<(String, bool)> = query
+        .sort
+        .iter()
+        .map(|k| (sort_expression(&k.field), k.descending))
+        .collect();
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT {}", profile_columns()));
+    for (i, (expr, _)) in keys.iter().enumerate() {
+        sql.push(&format!(", json_quote({expr}) AS k{i}"));
+    }
+    sql.push(" FROM profiles AS p WHERE p.workspace_id = ");
+    sql.bind(Bind::Int(ws.0));
+    sql.push(" AND ");
+    compile(&query.filter, query.now, &mut sql);
+    if let Some(keyset) = &query.after {
+        sql.push(" AND ");
+        after_keyset(&mut sql, &keys, keyset, 0);
+    }
+    sql.push(" ORDER BY ");
+    for (expr, descending) in &keys {
+        sql.push(&format!(
+            "{expr} {}, ",
+            if *descending { "DESC" } else { "ASC" }
+        ));
+    }
+    sql.push("p.id ASC LIMIT ");
+    sql.bind(Bind::Int(i64::from(query.limit)));
+    sql
+}
+
+fn arguments(binds: Vec<Bind>) -> Result<SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    for bind in binds {
+        let added = match bind {
+            Bind::Int(i) => args.add(i),
+            Bind::Real(f) => args.add(f),
+            Bind::Text(s) => args.add(s),
+        };
+        added.map_err(|e| StoreError::Backend(sqlx::Error::Encode(e)))?;
+    }
+    Ok(args)
+}
+
+pub(super) async fn search(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    query: &SearchQuery,
+) -> Result<SearchPage> {
+    let sql = search_sql(ws, query);
+    let rows = sqlx::query_with(AssertSqlSafe(sql.text), arguments(sql.binds)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut profiles = Vec::with_capacity(rows.len());
+    for row in &rows {
+        profiles.push(profile_row(row)?);
+    }
+    let next = match rows.last() {
+        Some(last) if rows.len() as u64 == u64::from(query.limit) => {
+            let values = (0..query.sort.len())
+                .map(|i| sort_value(&last.try_get::<String, _>(format!("k{i}").as_str())?))
+                .collect::<Result<Vec<_>>>()?;
+            Some(Keyset {
+                values,
+                id: ProfileId(last.try_get("id")?),
+            })
+        }
+        _ => None,
+    };
+    Ok(SearchPage { profiles, next })
+}
+
+/// A sort value selected as `json_quote(expr)`.
+fn sort_value(quoted: &str) -> Result<SortValue> {
+    Ok(match serde_json::from_str(quoted) {
+        Ok(serde_json::Value::Null) => SortValue::Null,
+        Ok(serde_json::Value::String(s)) => SortValue::Text(s),
+        Ok(serde_json::Value::Number(n)) if quoted.contains(['.', 'e', 'E']) => {
+            SortValue::Real(n.as_f64().unwrap_or_default())
+        }
+        Ok(serde_json::Value::Number(n)) => SortValue::Int(
+            n.as_i64()
+                .ok_or_else(|| StoreError::Corrupt(format!("sort value {quoted}")))?,
+        ),
+        _ => return Err(StoreError::Corrupt(format!("sort value {quoted}"))),
+    })
+}
+
+pub(super) async fn count(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    filter: &Filter,
+    now: Timestamp,
+) -> Result<u64> {
+    let mut sql = Sql::default();
+    sql.push("SELECT count(*) FROM profiles AS p WHERE p.workspace_id = ");
+    sql.bind(Bind::Int(ws.0));
+    sql.push(" AND ");
+    compile(filter, now, &mut sql);
+    let n: i64 = sqlx::query_scalar_with(AssertSqlSafe(sql.text), arguments(sql.binds)?)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n as u64)
+}
+
+/// The query plan SQLite chooses for a search, one step per line.
+pub(super) async fn explain(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    query: &SearchQuery,
+) -> Result<String> {
+    // EXPLAIN QUERY PLAN starts no read transaction, so on a connection opened before an
+    // index was declared it would plan with the old schema. A real read reloads it first
+    // (real searches do that themselves).
+    sqlx::query("SELECT 1 FROM profiles LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let sql = search_sql(ws, query);
+    let rows = sqlx::query_with(
+        AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", sql.text)),
+        arguments(sql.binds)?,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("detail")?))
+        .collect::<Result<Vec<_>>>()
+        .map(|lines| lines.join("\n"))
+}
+
+/// The indexed expression of a declared field and type, without a table prefix.
+fn index_expression(field: &Field, value_type: ValueType) -> Result<String> {
+    let (column, path) = field
+        .json_path()
+        .ok_or_else(|| StoreError::Corrupt(format!("{field} cannot be indexed")))?;
+    let value = json_value("", column, path);
+    Ok(match value_type {
+        ValueType::Timestamp => canonical_time(&value),
+        ValueType::String | ValueType::Number | ValueType::Boolean => value,
+    })
+}
+
+fn index_name(expression: &str) -> String {
+    let digest = Sha256::digest(expression.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("profiles_by_{hex}")
+}
+
+pub(super) async fn declare_index(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    field: &Field,
+    value_type: ValueType,
+    now: Timestamp,
+) -> Result<PropertyIndex> {
+    let expression = index_expression(field, value_type)?;
+    let name = index_name(&expression);
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let previous: Option<String> = sqlx::query_scalar(
+        "SELECT index_name FROM property_indexes WHERE workspace_id = ? AND field = ?",
+    )
+    .bind(ws.0)
+    .bind(field.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO property_indexes (workspace_id, field, value_type, index_name, created_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (workspace_id, field) DO UPDATE SET value_type = excluded.value_type, index_name = excluded.index_name",
+    )
+    .bind(ws.0)
+    .bind(field.to_string())
+    .bind(value_type.as_str())
+    .bind(&name)
+    .bind(micros(now))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE INDEX IF NOT EXISTS {name} ON profiles (workspace_id, {expression}, id)"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    if let Some(old) = previous.filter(|old| *old != name) {
+        drop_if_unused(&mut tx, &old).await?;
+    }
+    sqlx::query("ANALYZE profiles").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(PropertyIndex {
+        field: field.clone(),
+        value_type,
+        created_at: now,
+    })
+}
+
+pub(super) async fn drop_index(pool: &SqlitePool, ws: WorkspaceId, field: &Field) -> Result<bool> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let name: Option<String> = sqlx::query_scalar(
+        "DELETE FROM property_indexes WHERE workspace_id = ? AND field = ? RETURNING index_name",
+    )
+    .bind(ws.0)
+    .bind(field.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(name) = &name {
+        drop_if_unused(&mut tx, name).await?;
+    }
+    tx.commit().await?;
+    Ok(name.is_some())
+}
+
+async fn drop_if_unused(conn: &mut SqliteConnection, name: &str) -> Result<()> {
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM property_indexes WHERE index_name = ?")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    if users == 0 {
+        // The name is ours (a hex digest), never client text.
+        sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn property_indexes(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+) -> Result<Vec<PropertyIndex>> {
+    let rows = sqlx::query("SELECT field, value_type, created_at FROM property_indexes WHERE workspace_id = ? ORDER BY field")
+        .bind(ws.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let field: String = r.try_get("field")?;
+            let value_type: String = r.try_get("value_type")?;
+            Ok(PropertyIndex {
+                field: Field::parse(&field).map_err(StoreError::Corrupt)?,
+                value_type: ValueType::parse(&value_type)
+                    .ok_or_else(|| StoreError::Corrupt(format!("index type {value_type}")))?,
+                created_at: from_micros(r.try_get("created_at")?)?,
+            })
+        })
+        .collect()
+}
