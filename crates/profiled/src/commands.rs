@@ -146,6 +146,63 @@ pub async fn revoke_key(config: &Config, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn list_indexes(config: &Config, workspace: &str) -> anyhow::Result<()> {
+    let service = service(config).await?;
+    let ws = service
+        .workspace_by_name(workspace)
+        .await
+        .map_err(describe)?;
+    println!("{:<40} {:<10} CREATED", "FIELD", "TYPE");
+    for index in service.indexes(ws.id).await.map_err(describe)? {
+        println!(
+            "{:<40} {:<10} {}",
+            index.field.to_string(),
+            index.value_type.as_str(),
+            index.created_at
+        );
+    }
+    service.store().close().await;
+    Ok(())
+}
+
+pub async fn declare_index(
+    config: &Config,
+    workspace: &str,
+    field: &str,
+    value_type: profiled_core::filter::ValueType,
+) -> anyhow::Result<()> {
+    let service = service(config).await?;
+    let ws = service
+        .workspace_by_name(workspace)
+        .await
+        .map_err(describe)?;
+    let started = std::time::Instant::now();
+    let index = service
+        .declare_index(ws.id, field, value_type)
+        .await
+        .map_err(describe)?;
+    eprintln!(
+        "indexed {} ({}) in {:.1?}",
+        index.field,
+        index.value_type.as_str(),
+        started.elapsed()
+    );
+    service.store().close().await;
+    Ok(())
+}
+
+pub async fn drop_index(config: &Config, workspace: &str, field: &str) -> anyhow::Result<()> {
+    let service = service(config).await?;
+    let ws = service
+        .workspace_by_name(workspace)
+        .await
+        .map_err(describe)?;
+    service.drop_index(ws.id, field).await.map_err(describe)?;
+    eprintln!("dropped the index on {field}");
+    service.store().close().await;
+    Ok(())
+}
+
 fn describe(err: profiled_server::ServiceError) -> anyhow::Error {
     match err {
         profiled_server::ServiceError::Invalid(violations) => anyhow::anyhow!(

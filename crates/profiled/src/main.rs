@@ -57,6 +57,37 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the property paths a workspace declares indexed.
+    #[command(subcommand)]
+    Indexes(IndexesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexesCommand {
+    /// List declared indexes.
+    List {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Declare a field indexed and build the index, e.g. `properties.plan --type string`.
+    Add {
+        field: String,
+        #[arg(long = "type", value_parser = parse_value_type)]
+        value_type: profiled_core::filter::ValueType,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+    /// Drop a declared index.
+    Drop {
+        field: String,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+    },
+}
+
+fn parse_value_type(text: &str) -> Result<profiled_core::filter::ValueType, String> {
+    profiled_core::filter::ValueType::parse(text)
+        .ok_or_else(|| "expected one of: string, number, boolean, timestamp".into())
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +168,17 @@ fn main() -> ExitCode {
                 commands::list_keys(&config, workspace.as_deref()).await
             }
             Command::Keys(KeysCommand::Revoke { id }) => commands::revoke_key(&config, &id).await,
+            Command::Indexes(IndexesCommand::List { workspace }) => {
+                commands::list_indexes(&config, &workspace).await
+            }
+            Command::Indexes(IndexesCommand::Add {
+                field,
+                value_type,
+                workspace,
+            }) => commands::declare_index(&config, &workspace, &field, value_type).await,
+            Command::Indexes(IndexesCommand::Drop { field, workspace }) => {
+                commands::drop_index(&config, &workspace, &field).await
+            }
         }
     });
     match result {

@@ -39,6 +39,7 @@ pub struct AppState {
     modifiers(&BearerAuth),
     tags(
         (name = "profiles", description = "Profiles, their properties and identities"),
+        (name = "search", description = "Search and count with the filter language; declared indexes"),
         (name = "workspaces", description = "Tenants"),
         (name = "keys", description = "API keys of a workspace"),
         (name = "health", description = "Liveness"),
@@ -60,7 +61,11 @@ impl Modify for BearerAuth {
 
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(v1::profiles::upsert))
+        .routes(routes!(v1::profiles::upsert, v1::search::list))
+        .routes(routes!(v1::search::search))
+        .routes(routes!(v1::search::count))
+        .routes(routes!(v1::indexes::list, v1::indexes::declare))
+        .routes(routes!(v1::indexes::drop))
         .routes(routes!(
             v1::profiles::get_profile,
             v1::profiles::patch_profile,

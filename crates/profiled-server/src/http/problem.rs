@@ -27,6 +27,9 @@ pub struct Problem {
     /// For a failed `If-Match`: the profile's current version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+    /// For a filter in string form that does not parse: the character offset (0-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 impl Problem {
@@ -38,6 +41,7 @@ impl Problem {
             detail: detail.into(),
             violations: Vec::new(),
             current_version: None,
+            position: None,
         }
     }
 
@@ -94,6 +98,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("body too large")]
     BodyTooLarge(usize),
+    /// A filter that does not parse; `at` is the JSON pointer of the filter in the request.
+    #[error("{error}")]
+    BadFilter {
+        error: profiled_core::filter::ParseError,
+        at: String,
+    },
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -151,6 +161,19 @@ impl IntoResponse for ApiError {
                 "Payload Too Large",
                 format!("the request body is larger than the limit of {limit} bytes"),
             ),
+            ApiError::BadFilter { error, at } => Problem {
+                position: error.position,
+                violations: vec![Violation::new(
+                    format!("{at}{}", error.pointer.as_deref().unwrap_or("")),
+                    error.message.clone(),
+                )],
+                ..Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "filter",
+                    "Invalid filter",
+                    error.to_string(),
+                )
+            },
             ApiError::Service(ServiceError::NotFound(what)) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "not-found",

@@ -3,6 +3,7 @@
 
 mod access;
 mod profiles;
+pub mod search;
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use profiled_store::{Store, StoreError};
 
 pub use access::{ApiKeyToken, IssuedKey};
 pub use profiles::{Change, Precondition, Upsert, Written};
+pub use search::{Page, Search};
 
 /// The service: the store plus the rules that apply to every request.
 pub struct Service {

@@ -10,3 +10,4 @@ mod docs;
 mod durability;
 mod errors;
 mod profiles;
+mod search;

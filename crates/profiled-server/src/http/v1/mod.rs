@@ -1,5 +1,7 @@
 //! The native API, one module per resource.
 
+pub mod indexes;
 pub mod keys;
 pub mod profiles;
+pub mod search;
 pub mod workspaces;
