@@ -26,6 +26,7 @@ impl std::fmt::Display for ProfileId {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub id: ProfileId,
+    /// Sorted by kind, then value.
     pub identities: Vec<Identity>,
     /// Set by clients: arbitrary nested JSON.
     pub properties: Map<String, Value>,
@@ -52,6 +53,14 @@ impl Profile {
             updated_at: now,
             version: 1,
         }
+    }
+
+    /// Attaches identities, keeping them in their canonical order (kind, then value), the
+    /// order every read returns them in.
+    pub fn attach(&mut self, identities: impl IntoIterator<Item = Identity>) {
+        self.identities.extend(identities);
+        self.identities.sort();
+        self.identities.dedup();
     }
 
     /// Records that the profile changed at `now`.

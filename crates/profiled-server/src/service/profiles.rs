@@ -90,7 +90,7 @@ impl Service {
                     now(),
                     rand::rng().random_range(0.0..100.0),
                 );
-                profile.identities = request.identities.clone();
+                profile.attach(request.identities.iter().cloned());
                 profile.properties = request.ops.apply(&profile.properties, "")?;
                 self.check(&profile)?;
                 tx.insert_profile(ws, &profile).await?;
@@ -256,7 +256,7 @@ impl Service {
         }
         let now = now();
         profile.properties = properties;
-        profile.identities.extend(new_identities.iter().cloned());
+        profile.attach(new_identities.iter().cloned());
         self.check(profile)?;
         for identity in &new_identities {
             tx.insert_identity(ws, &profile.id, identity, now).await?;

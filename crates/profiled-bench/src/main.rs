@@ -1,0 +1,32 @@
+//! `profiled-bench`: benchmarks you can rerun. Each prints the exact command and its results
+//! as a Markdown table for `docs/benchmarks.md`.
+
+mod data;
+mod search;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "profiled-bench", about = "Benchmarks of profiled")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Search and count latency on a generated data set (SQLite, no HTTP).
+    Search(search::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Search(args) => search::run(args).await,
+        }
+    })
+}
