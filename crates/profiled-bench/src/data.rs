@@ -44,16 +44,53 @@ pub fn properties(i: u64, rng: &mut StdRng) -> serde_json::Map<String, Value> {
     }
 }
 
-/// Profile number `i`, with a `user_id` identity `u<i>`.
+/// Profile number `i`, identified as the peers' harness identifies it: user id `u%014d` and
+/// email `user<i>@example.com`.
 pub fn profile(i: u64, rng: &mut StdRng, now: Timestamp) -> Profile {
     let mut p = Profile::new(
         ProfileId(format!("{i:016}")),
         now,
         rng.random_range(0.0..100.0),
     );
-    p.identities = vec![Identity::new_unchecked("user_id", &format!("u{i}"))];
+    p.attach([
+        Identity::new_unchecked("user_id", &format!("u{i:014}")),
+        Identity::new_unchecked("email", &format!("user{i}@example.com")),
+    ]);
     p.properties = properties(i, rng);
     p
+}
+
+/// Loads profiles 0..count into a new workspace, in transactions of 5,000.
+pub async fn load(
+    store: &std::sync::Arc<dyn profiled_store::Store>,
+    workspace: &str,
+    count: u64,
+) -> anyhow::Result<profiled_core::WorkspaceId> {
+    const BATCH: u64 = 5_000;
+    let ws = store
+        .create_workspace(workspace, Timestamp::now())
+        .await?
+        .id;
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap();
+    let mut rng = rng(42);
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while i < count {
+        let mut tx = store.begin().await?;
+        for _ in 0..BATCH.min(count - i) {
+            tx.insert_profile(ws, &profile(i, &mut rng, now)).await?;
+            i += 1;
+        }
+        tx.commit().await?;
+        if i % 100_000 == 0 {
+            eprintln!(
+                "loaded {i} profiles ({:.0}/s)",
+                i as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    eprintln!("loaded {count} profiles in {:.1?}", started.elapsed());
+    Ok(ws)
 }
 
 pub fn rng(seed: u64) -> StdRng {

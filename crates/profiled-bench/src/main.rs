@@ -2,6 +2,7 @@
 //! as a Markdown table for `docs/benchmarks.md`.
 
 mod data;
+mod preload;
 mod search;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,9 @@ struct Cli {
 enum Command {
     /// Search and count latency on a generated data set (SQLite, no HTTP).
     Search(search::Args),
+    /// Fill a fresh data directory with generated profiles, a workspace and a key, for HTTP
+    /// benchmarks; prints the key.
+    Preload(preload::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +31,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Search(args) => search::run(args).await,
+            Command::Preload(args) => preload::run(args).await,
         }
     })
 }

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use jiff::Timestamp;
 use profiled_core::filter::{Filter, ValueType};
 use profiled_core::{Limits, WorkspaceId};
 use profiled_server::Service;
@@ -29,8 +27,6 @@ pub struct Args {
     iterations: usize,
 }
 
-const BATCH: u64 = 5_000;
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open_dir(&args.data_dir, &SqliteSettings::default()).await?);
@@ -48,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "{} holds another data set; remove it first",
             args.data_dir.display()
         ),
-        None => load(&store, &args).await?,
+        None => data::load(&store, "bench", args.profiles).await?,
     };
     for (field, value_type) in [
         ("properties.plan", ValueType::String),
@@ -163,36 +159,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     store.close().await;
     Ok(())
-}
-
-async fn load(store: &Arc<dyn Store>, args: &Args) -> anyhow::Result<WorkspaceId> {
-    let ws = store.create_workspace("bench", Timestamp::now()).await?.id;
-    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap();
-    let mut rng = data::rng(42);
-    let started = Instant::now();
-    let mut i = 0;
-    while i < args.profiles {
-        let mut tx = store.begin().await?;
-        for _ in 0..BATCH.min(args.profiles - i) {
-            tx.insert_profile(ws, &data::profile(i, &mut rng, now))
-                .await
-                .context("insert")?;
-            i += 1;
-        }
-        tx.commit().await?;
-        if i % 100_000 == 0 {
-            eprintln!(
-                "loaded {i} profiles ({:.0}/s)",
-                i as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    eprintln!(
-        "loaded {} profiles in {:.1?}",
-        args.profiles,
-        started.elapsed()
-    );
-    Ok(ws)
 }
 
 async fn time_searches(

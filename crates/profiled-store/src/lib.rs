@@ -52,6 +52,12 @@ pub trait Store: Send + Sync + 'static {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<ProfileId>>;
+    /// The profile carrying an identity, read in one query.
+    async fn profile_by_identity(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<Profile>>;
 
     /// Profiles matching a filter, in sort order, one page at a time (keyset pagination).
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage>;
@@ -90,6 +96,13 @@ pub trait ProfileTx: Send {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<ProfileId>>;
+    /// The profiles the given identities point at, in one query: `(identity, owner)` for each
+    /// identity that is attached to a profile.
+    async fn owners(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[Identity],
+    ) -> Result<Vec<(Identity, ProfileId)>>;
     /// The profile with its identities, locked for update until the transaction ends.
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>>;
     /// Inserts a new profile and its identities ([`StoreError::IdentityTaken`] if one is in use).

@@ -178,6 +178,7 @@ impl Service {
 
     /// Revokes a key; with a workspace, only a key of that workspace.
     pub async fn revoke_key(&self, workspace: Option<WorkspaceId>, id: &str) -> Result<()> {
+        self.keys.forget(id);
         if self
             .store
             .revoke_api_key(workspace, id, Timestamp::now())
@@ -195,8 +196,15 @@ impl Service {
         let Some((id, secret)) = parse_token(token) else {
             return Ok(None);
         };
-        let Some(record) = self.store.api_key(id).await? else {
-            return Ok(None);
+        let record = match self.keys.get(id) {
+            Some(record) => record,
+            None => {
+                let Some(record) = self.store.api_key(id).await? else {
+                    return Ok(None);
+                };
+                self.keys.put(record.clone());
+                record
+            }
         };
         let matches: bool = secret_hash(secret).ct_eq(&record.secret_hash).into();
         Ok((matches && record.revoked_at.is_none()).then_some(record))

@@ -2,6 +2,7 @@
 //! every dialect) and the CLI call these; none of them reaches into storage.
 
 mod access;
+mod key_cache;
 mod profiles;
 pub mod search;
 
@@ -18,11 +19,16 @@ pub use search::{Page, Search};
 pub struct Service {
     store: Arc<dyn Store>,
     limits: Limits,
+    keys: key_cache::KeyCache,
 }
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
-        Self { store, limits }
+        Self {
+            store,
+            limits,
+            keys: key_cache::KeyCache::default(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {

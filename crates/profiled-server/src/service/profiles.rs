@@ -75,11 +75,9 @@ impl Service {
             )]));
         }
         let mut tx = self.store.begin().await?;
-        let mut owners: Vec<(ProfileId, &Identity)> = Vec::new();
-        for identity in &request.identities {
-            if let Some(id) = tx.profile_id_by_identity(ws, identity).await?
-                && !owners.iter().any(|(owner, _)| owner == &id)
-            {
+        let mut owners: Vec<(ProfileId, Identity)> = Vec::new();
+        for (identity, id) in tx.owners(ws, &request.identities).await? {
+            if !owners.iter().any(|(owner, _)| owner == &id) {
                 owners.push((id, identity));
             }
         }
@@ -137,14 +135,10 @@ impl Service {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Profile> {
-        let missing = || ServiceError::NotFound(format!("profile with identity {identity}"));
-        let id = self
-            .store
-            .profile_id_by_identity(ws, identity)
+        self.store
+            .profile_by_identity(ws, identity)
             .await?
-            .ok_or_else(missing)?;
-        // A concurrent delete can remove the profile between the two reads.
-        self.store.profile(ws, &id).await?.ok_or_else(missing)
+            .ok_or_else(|| ServiceError::NotFound(format!("profile with identity {identity}")))
     }
 
     /// Changes an existing profile's properties.

@@ -219,6 +219,16 @@ impl Store for SqliteStore {
         profiles::id_by_identity(&mut conn, ws, identity).await
     }
 
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn profile_by_identity(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<Profile>> {
+        let mut conn = self.reader.acquire().await?;
+        profiles::load_by_identity(&mut conn, ws, identity).await
+    }
+
     #[tracing::instrument(level = "debug", skip(self, query))]
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
         let mut conn = self.reader.acquire().await?;
@@ -278,6 +288,14 @@ impl ProfileTx for SqliteTx {
         identity: &Identity,
     ) -> Result<Option<ProfileId>> {
         profiles::id_by_identity(&mut self.tx, ws, identity).await
+    }
+
+    async fn owners(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[Identity],
+    ) -> Result<Vec<(Identity, ProfileId)>> {
+        profiles::owners(&mut self.tx, ws, identities).await
     }
 
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {

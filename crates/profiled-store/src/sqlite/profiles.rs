@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use serde_json::{Map, Value};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use super::micros;
 use crate::{Result, StoreError};
@@ -40,6 +40,55 @@ pub(super) async fn load(
         .await?
         .map(|row| super::search::profile_row(&row))
         .transpose()
+}
+
+pub(super) async fn load_by_identity(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    identity: &Identity,
+) -> Result<Option<Profile>> {
+    let sql = format!(
+        "SELECT {} FROM identities AS o JOIN profiles AS p ON p.workspace_id = o.workspace_id AND p.id = o.profile_id \
+         WHERE o.workspace_id = ? AND o.kind = ? AND o.value = ?",
+        super::search::profile_columns()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(ws.0)
+        .bind(identity.kind.as_str())
+        .bind(&identity.value)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| super::search::profile_row(&row))
+        .transpose()
+}
+
+pub(super) async fn owners(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    identities: &[Identity],
+) -> Result<Vec<(Identity, ProfileId)>> {
+    if identities.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs = vec!["(kind = ? AND value = ?)"; identities.len()].join(" OR ");
+    let sql = format!(
+        "SELECT kind, value, profile_id FROM identities WHERE workspace_id = ? AND ({pairs})"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ws.0);
+    for identity in identities {
+        query = query.bind(identity.kind.as_str()).bind(&identity.value);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                Identity::new_unchecked(r.try_get("kind")?, r.try_get("value")?),
+                ProfileId(r.try_get("profile_id")?),
+            ))
+        })
+        .collect()
 }
 
 pub(super) async fn insert(

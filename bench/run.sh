@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# HTTP benchmark of profiled with the peers' harness (../shared/bench): builds a release,
+# preloads PROFILES generated profiles (default 100,000) into a fresh data directory, serves
+# it on 127.0.0.1:8080 and drives the five workloads with wrk (DUR seconds, CONN connections,
+# REPEAT runs each). Results go to target/bench-data/runs.jsonl and are printed as a table.
+#   bench/run.sh                      all workloads
+#   DUR=10 REPEAT=1 bench/run.sh      shorter
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HARNESS=${HARNESS:-../shared/bench}
+PROFILES=${PROFILES:-100000}
+DATA=target/bench-data/http
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+
+cargo build --release -q -p profiled -p profiled-bench
+rm -rf "$DATA"
+export PROFILED_BENCH_KEY=$(target/release/profiled-bench preload --profiles "$PROFILES" --data-dir "$DATA")
+
+target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 --log-level warn &
+echo $! > /tmp/profiled-bench.pid
+trap 'kill $(cat /tmp/profiled-bench.pid) 2>/dev/null; rm -f /tmp/profiled-bench.pid' EXIT
+for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
+
+python3 "$HARNESS/harness/bench.py" run --adapter bench/profiled.json \
+  --duration "${DUR:-15}" --connections "${CONN:-32}" --repeat "${REPEAT:-2}" \
+  --variant "${VARIANT:-default}" --quiet-wait "${QUIET_WAIT:-20}" --workload "${WORKLOADS:-all}" \
+  --out target/bench-data/runs.jsonl
+python3 "$HARNESS/harness/bench.py" report --out target/bench-data/runs.jsonl --last "${REPEAT:-2}"
