@@ -6,6 +6,7 @@
 //! separate pool and see every committed write.
 
 mod filter;
+mod group_commit;
 mod profiles;
 mod records;
 mod search;
@@ -18,11 +19,11 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{SqlSafeStr, Sqlite, Transaction};
 
 use crate::{
     ApiKeyRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError,
@@ -63,7 +64,10 @@ impl Default for SqliteSettings {
 
 /// The SQLite store.
 pub struct SqliteStore {
+    /// Workspaces, keys and indexes (rare writes) use this pool; profile writes go through
+    /// `profile_writes`, which keeps a connection of its own.
     writer: SqlitePool,
+    profile_writes: group_commit::GroupCommit,
     reader: SqlitePool,
     path: PathBuf,
 }
@@ -109,12 +113,15 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let profile_writes =
+            group_commit::GroupCommit::new(sqlx::ConnectOptions::connect(&options).await?);
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.read_connections.max(1))
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {
             writer,
+            profile_writes,
             reader,
             path: path.to_owned(),
         })
@@ -266,18 +273,20 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            slot: self.profile_writes.begin().await?,
+        }))
     }
 
     async fn close(&self) {
         self.reader.close().await;
+        self.profile_writes.close().await;
         self.writer.close().await;
     }
 }
 
 struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    slot: group_commit::Slot,
 }
 
 #[async_trait]
@@ -287,7 +296,7 @@ impl ProfileTx for SqliteTx {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<ProfileId>> {
-        profiles::id_by_identity(&mut self.tx, ws, identity).await
+        profiles::id_by_identity(self.slot.conn(), ws, identity).await
     }
 
     async fn owners(
@@ -295,20 +304,20 @@ impl ProfileTx for SqliteTx {
         ws: WorkspaceId,
         identities: &[Identity],
     ) -> Result<Vec<(Identity, ProfileId)>> {
-        profiles::owners(&mut self.tx, ws, identities).await
+        profiles::owners(self.slot.conn(), ws, identities).await
     }
 
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
         // BEGIN IMMEDIATE already holds the write lock: nothing else can change the row.
-        profiles::load(&mut self.tx, ws, id).await
+        profiles::load(self.slot.conn(), ws, id).await
     }
 
     async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
-        profiles::insert(&mut self.tx, ws, profile).await
+        profiles::insert(self.slot.conn(), ws, profile).await
     }
 
     async fn update_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
-        profiles::update(&mut self.tx, ws, profile).await
+        profiles::update(self.slot.conn(), ws, profile).await
     }
 
     async fn insert_identity(
@@ -318,7 +327,7 @@ impl ProfileTx for SqliteTx {
         identity: &Identity,
         now: Timestamp,
     ) -> Result<()> {
-        profiles::insert_identity(&mut self.tx, ws, id, identity, now).await
+        profiles::insert_identity(self.slot.conn(), ws, id, identity, now).await
     }
 
     async fn delete_identity(
@@ -327,14 +336,14 @@ impl ProfileTx for SqliteTx {
         id: &ProfileId,
         identity: &Identity,
     ) -> Result<bool> {
-        profiles::delete_identity(&mut self.tx, ws, id, identity).await
+        profiles::delete_identity(self.slot.conn(), ws, id, identity).await
     }
 
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
-        profiles::delete(&mut self.tx, ws, id).await
+        profiles::delete(self.slot.conn(), ws, id).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        Ok(self.tx.commit().await?)
+        self.slot.commit().await
     }
 }

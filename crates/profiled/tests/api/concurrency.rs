@@ -64,3 +64,40 @@ async fn parallel_patches_to_one_profile_lose_nothing() {
     assert_eq!(seen, (0..30).collect::<Vec<_>>());
     assert_eq!(profile.body["properties"].as_object().unwrap().len(), 31);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_write_in_a_commit_group_rolls_back_alone() {
+    let app = TestApp::start().await;
+    app.upsert(
+        &app.admin,
+        json!({"identities": {"user_id": "g"}, "set": {"n": 0, "s": "text"}}),
+    )
+    .await;
+    let mut tasks = JoinSet::new();
+    for i in 0..40 {
+        // Even tasks add 1 to `n`; odd ones try to increment the string `s` (refused) and
+        // would also have set `poisoned` had they succeeded.
+        let body = if i % 2 == 0 {
+            json!({"identities": {"user_id": "g"}, "increment": {"n": 1}})
+        } else {
+            json!({"identities": {"user_id": "g", "anonymous_id": format!("a{i}")}, "set": {"poisoned": true}, "increment": {"s": 1}})
+        };
+        let request = app
+            .client
+            .post(format!("{}/v1/profiles", app.base))
+            .bearer_auth(&app.admin)
+            .json(&body);
+        tasks.spawn(async move { (i, request.send().await.unwrap().status().as_u16()) });
+    }
+    for (i, status) in tasks.join_all().await {
+        assert_eq!(status, if i % 2 == 0 { 200 } else { 422 }, "task {i}");
+    }
+    let profile = app.get("/v1/profiles/by/user_id/g", &app.admin).await;
+    assert_eq!(profile.body["properties"], json!({"n": 20, "s": "text"}));
+    assert_eq!(
+        profile.body["identities"].as_array().unwrap().len(),
+        1,
+        "a refused write attached an identity"
+    );
+    assert_eq!(profile.body["version"], 21);
+}
