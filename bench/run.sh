@@ -16,7 +16,7 @@ cargo build --release -q -p profiled -p profiled-bench
 rm -rf "$DATA"
 export PROFILED_BENCH_KEY=$(target/release/profiled-bench preload --profiles "$PROFILES" --data-dir "$DATA")
 
-target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 --log-level warn &
+target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 --log-level "${LOG_LEVEL:-warn}" 2> target/bench-data/server.log &
 echo $! > /tmp/profiled-bench.pid
 trap 'kill $(cat /tmp/profiled-bench.pid) 2>/dev/null; rm -f /tmp/profiled-bench.pid' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done

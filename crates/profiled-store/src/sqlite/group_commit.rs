@@ -6,6 +6,11 @@
 //! failing write rolls back only its own changes. When it commits it releases the savepoint;
 //! if other writers are already waiting for the connection it leaves the real `COMMIT` to the
 //! last of them (at most [`MAX_GROUP`] writes in a group), then waits for it.
+//!
+//! Requests can be cancelled at any await (a client hangs up). So every step taken while
+//! holding the connection on the group's behalf — opening, releasing, committing — runs in a
+//! spawned task that cannot be cancelled; a cancelled request only ever abandons its own
+//! savepoint, which the next holder of the connection rolls back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,8 +42,29 @@ pub(super) struct Writer {
 /// One logical transaction: holds the writer connection until it commits or is dropped.
 pub(super) struct Slot {
     guard: Option<OwnedMutexGuard<Writer>>,
-    group: Arc<Mutex<Writer>>,
     waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a writer as waiting for as long as it exists, cancelled or not.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn failed(message: String) -> StoreError {
+    StoreError::Backend(sqlx::Error::Protocol(format!(
+        "group commit failed: {message}"
+    )))
 }
 
 impl GroupCommit {
@@ -57,61 +83,109 @@ impl GroupCommit {
     /// Starts a logical transaction: waits for the connection, opens the outer transaction
     /// if none is open, and sets the savepoint.
     pub async fn begin(&self) -> Result<Slot> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting::new(&self.waiting);
         let mut guard = self.state.clone().lock_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        guard.recover().await?;
-        if !guard.open {
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut guard.conn)
-                .await?;
-            guard.open = true;
+        drop(waiting);
+        let (ready, wait) = oneshot::channel();
+        let counter = self.waiting.clone();
+        tokio::spawn(async move {
+            let opened = guard.open_savepoint().await;
+            match opened {
+                Ok(()) => {
+                    if let Err(Ok(mut guard)) = ready.send(Ok(guard)) {
+                        // The caller is gone: give the savepoint back.
+                        guard.abandoned = true;
+                        guard.settle(&counter).await;
+                    }
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    guard.settle(&counter).await;
+                }
+            }
+        });
+        match wait.await {
+            Ok(Ok(guard)) => Ok(Slot {
+                guard: Some(guard),
+                waiting: self.waiting.clone(),
+            }),
+            Ok(Err(message)) => Err(failed(message)),
+            Err(_) => Err(failed("the writer task stopped".into())),
         }
-        sqlx::query("SAVEPOINT w").execute(&mut guard.conn).await?;
-        Ok(Slot {
-            guard: Some(guard),
-            group: self.state.clone(),
-            waiting: self.waiting.clone(),
-        })
     }
 
-    /// Closes the connection (after a last flush of pending commits).
+    /// Commits whatever is pending (for a clean shutdown).
     pub async fn close(&self) {
         let mut guard = self.state.lock().await;
         let _ = guard.recover().await;
-        let _ = guard.commit_group().await;
+        guard.commit_group().await;
     }
 }
 
 impl Writer {
-    /// Rolls back an abandoned savepoint; commits the group if the rollback leaves it idle.
+    async fn open_savepoint(&mut self) -> Result<()> {
+        self.recover().await?;
+        if !self.open {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut self.conn)
+                .await?;
+            self.open = true;
+        }
+        sqlx::query("SAVEPOINT w").execute(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Rolls back an abandoned savepoint. If that fails, the state of the outer transaction is
+    /// unknown: it is rolled back whole and its pending writers are told it failed.
     async fn recover(&mut self) -> Result<()> {
-        if self.abandoned {
-            self.abandoned = false;
+        if !self.abandoned {
+            return Ok(());
+        }
+        self.abandoned = false;
+        let rolled_back = async {
             sqlx::query("ROLLBACK TO w").execute(&mut self.conn).await?;
             sqlx::query("RELEASE w").execute(&mut self.conn).await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        if let Err(e) = rolled_back {
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            self.open = false;
+            for writer in self.pending.drain(..) {
+                let _ = writer.send(Err(e.to_string()));
+            }
+            return Err(e.into());
         }
         Ok(())
     }
 
     /// Commits the outer transaction and tells every pending writer how it went.
-    async fn commit_group(&mut self) -> Result<()> {
+    async fn commit_group(&mut self) {
         if !self.open {
-            return Ok(());
+            return;
         }
         self.open = false;
         let outcome = sqlx::query("COMMIT")
             .execute(&mut self.conn)
             .await
-            .map(|_| ());
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         if outcome.is_err() {
             // Whatever state the failed COMMIT left, start clean.
             let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
         }
         for writer in self.pending.drain(..) {
-            let _ = writer.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            let _ = writer.send(outcome.clone());
         }
-        Ok(outcome?)
+    }
+
+    /// Called when a holder leaves: rolls back an abandoned savepoint, and commits the group if
+    /// no other writer is coming for the connection.
+    async fn settle(&mut self, waiting: &AtomicUsize) {
+        let _ = self.recover().await;
+        if waiting.load(Ordering::SeqCst) == 0 || self.pending.len() >= MAX_GROUP {
+            self.commit_group().await;
+        }
     }
 }
 
@@ -127,44 +201,41 @@ impl Slot {
     /// Releases the savepoint and waits until a `COMMIT` containing it is durable.
     pub async fn commit(mut self) -> Result<()> {
         let mut guard = self.guard.take().expect("a live slot holds the writer");
-        sqlx::query("RELEASE w").execute(&mut guard.conn).await?;
+        let waiting = self.waiting.clone();
         let (done, wait) = oneshot::channel();
-        guard.pending.push(done);
-        if self.waiting.load(Ordering::SeqCst) == 0 || guard.pending.len() >= MAX_GROUP {
-            // Errors reach every pending writer, this one included, through the channel.
-            let _ = guard.commit_group().await;
-        }
-        drop(guard);
+        tokio::spawn(async move {
+            match sqlx::query("RELEASE w").execute(&mut guard.conn).await {
+                Ok(_) => guard.pending.push(done),
+                Err(e) => {
+                    guard.abandoned = true;
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
+            guard.settle(&waiting).await;
+        });
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Backend(sqlx::Error::Protocol(format!(
-                "group commit failed: {message}"
-            )))),
-            Err(_) => Err(StoreError::Backend(sqlx::Error::Protocol(
-                "group commit abandoned".into(),
-            ))),
+            Ok(Err(message)) => Err(failed(message)),
+            Err(_) => Err(failed("the writer task stopped".into())),
         }
     }
 }
 
 impl Drop for Slot {
-    /// A slot dropped without committing: its savepoint must be rolled back, and if nobody
-    /// else is coming for the connection, the writers already pending must still be committed.
+    /// Dropped without committing (an error, or a cancelled request): roll the savepoint back
+    /// and, if nobody else is coming, commit the writers already pending.
     fn drop(&mut self) {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
         guard.abandoned = true;
-        drop(guard);
-        let group = self.group.clone();
         let waiting = self.waiting.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let mut guard = group.lock().await;
-                if guard.recover().await.is_ok() && waiting.load(Ordering::SeqCst) == 0 {
-                    let _ = guard.commit_group().await;
-                }
-            });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { guard.settle(&waiting).await });
+            }
+            // No runtime (shutdown): the next holder of the connection rolls it back.
+            Err(_) => drop(guard),
         }
     }
 }

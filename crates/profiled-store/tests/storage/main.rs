@@ -442,3 +442,54 @@ async fn a_declared_index_serves_equality_range_and_sort() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_writers_never_stall_the_others() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        for round in 0..5 {
+            let mut tasks = Vec::new();
+            for i in 0..30 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut tx = store.begin().await.unwrap();
+                    tx.insert_profile(ws, &profile(&format!("r{round}p{i}"), &[]))
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                    tx.commit().await.unwrap();
+                }));
+            }
+            // Cancel a third of them wherever they are: queued, mid-transaction or committing.
+            tokio::task::yield_now().await;
+            for task in tasks.iter().step_by(3) {
+                task.abort();
+            }
+            for (i, task) in tasks.into_iter().enumerate() {
+                let outcome = task.await;
+                if i % 3 != 0 {
+                    assert!(
+                        outcome.is_ok(),
+                        "writer {i} of round {round} failed: {outcome:?}"
+                    );
+                }
+            }
+        }
+        let write = async {
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_profile(ws, &profile("after", &[])).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), write)
+            .await
+            .expect("a write after cancellations completes");
+        assert!(
+            store
+                .profile(ws, &ProfileId("after".into()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    })
+    .await;
+}
