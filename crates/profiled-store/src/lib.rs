@@ -47,11 +47,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>>;
-    async fn profile_id_by_identity(
-        &self,
-        ws: WorkspaceId,
-        identity: &Identity,
-    ) -> Result<Option<ProfileId>>;
+
     /// The profile carrying an identity, read in one query.
     async fn profile_by_identity(
         &self,
@@ -91,18 +87,13 @@ pub trait Store: Send + Sync + 'static {
 /// [`ProfileTx::commit`] rolls everything back.
 #[async_trait]
 pub trait ProfileTx: Send {
-    async fn profile_id_by_identity(
-        &mut self,
-        ws: WorkspaceId,
-        identity: &Identity,
-    ) -> Result<Option<ProfileId>>;
-    /// The profiles the given identities point at, in one query: `(identity, owner)` for each
-    /// identity that is attached to a profile.
-    async fn owners(
+    /// The profiles the given identities point at (none, one, or several), with all their
+    /// identities, read in one query.
+    async fn profiles_by_identities(
         &mut self,
         ws: WorkspaceId,
         identities: &[Identity],
-    ) -> Result<Vec<(Identity, ProfileId)>>;
+    ) -> Result<Vec<Profile>>;
     /// The profile with its identities, locked for update until the transaction ends.
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>>;
     /// Inserts a new profile and its identities ([`StoreError::IdentityTaken`] if one is in use).

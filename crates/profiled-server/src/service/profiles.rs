@@ -75,14 +75,26 @@ impl Service {
             )]));
         }
         let mut tx = self.store.begin().await?;
-        let mut owners: Vec<(ProfileId, Identity)> = Vec::new();
-        for (identity, id) in tx.owners(ws, &request.identities).await? {
-            if !owners.iter().any(|(owner, _)| owner == &id) {
-                owners.push((id, identity));
-            }
+        let mut owners = tx.profiles_by_identities(ws, &request.identities).await?;
+        if let [first, second, ..] = owners.as_slice() {
+            let named = |p: &Profile| {
+                request
+                    .identities
+                    .iter()
+                    .find(|i| p.identities.contains(i))
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            };
+            return Err(ServiceError::Conflict(format!(
+                "identities {} and {} belong to different profiles ({} and {}); profiles are not merged by an upsert",
+                named(first),
+                named(second),
+                first.id,
+                second.id
+            )));
         }
-        let written = match owners.as_slice() {
-            [] => {
+        let written = match owners.pop() {
+            None => {
                 let mut profile = Profile::new(
                     new_profile_id(),
                     now(),
@@ -97,8 +109,7 @@ impl Service {
                     created: true,
                 }
             }
-            [(id, _)] => {
-                let mut profile = tx.profile(ws, id).await?.ok_or_else(|| not_found(id))?;
+            Some(mut profile) => {
                 let properties = request.ops.apply(&profile.properties, "")?;
                 let new_identities: Vec<Identity> = request
                     .identities
@@ -112,11 +123,6 @@ impl Service {
                     profile,
                     created: false,
                 }
-            }
-            [(first, a), (second, b), ..] => {
-                return Err(ServiceError::Conflict(format!(
-                    "identities {a} and {b} belong to different profiles ({first} and {second}); profiles are not merged by an upsert"
-                )));
             }
         };
         tx.commit().await?;

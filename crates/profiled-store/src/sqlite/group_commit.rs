@@ -125,13 +125,15 @@ impl GroupCommit {
 impl Writer {
     async fn open_savepoint(&mut self) -> Result<()> {
         self.recover().await?;
-        if !self.open {
-            sqlx::query("BEGIN IMMEDIATE")
+        // One round trip to SQLite's thread where two statements are needed.
+        if self.open {
+            sqlx::query("SAVEPOINT w").execute(&mut self.conn).await?;
+        } else {
+            sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT w")
                 .execute(&mut self.conn)
                 .await?;
             self.open = true;
         }
-        sqlx::query("SAVEPOINT w").execute(&mut self.conn).await?;
         Ok(())
     }
 
@@ -161,11 +163,18 @@ impl Writer {
 
     /// Commits the outer transaction and tells every pending writer how it went.
     async fn commit_group(&mut self) {
+        self.finish_group("COMMIT").await;
+    }
+
+    /// Runs `sql` (ending in `COMMIT`) to close the outer transaction, then tells every pending
+    /// writer how it went. On any failure the whole group is rolled back: none of it was
+    /// acknowledged yet.
+    async fn finish_group(&mut self, sql: &'static str) {
         if !self.open {
             return;
         }
         self.open = false;
-        let outcome = sqlx::query("COMMIT")
+        let outcome = sqlx::raw_sql(sql)
             .execute(&mut self.conn)
             .await
             .map(|_| ())
@@ -204,6 +213,12 @@ impl Slot {
         let waiting = self.waiting.clone();
         let (done, wait) = oneshot::channel();
         tokio::spawn(async move {
+            if waiting.load(Ordering::SeqCst) == 0 || guard.pending.len() + 1 >= MAX_GROUP {
+                // Nobody to wait for: release and commit in one round trip.
+                guard.pending.push(done);
+                guard.finish_group("RELEASE w; COMMIT").await;
+                return;
+            }
             match sqlx::query("RELEASE w").execute(&mut guard.conn).await {
                 Ok(_) => guard.pending.push(done),
                 Err(e) => {

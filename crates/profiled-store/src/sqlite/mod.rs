@@ -217,16 +217,6 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn profile_id_by_identity(
-        &self,
-        ws: WorkspaceId,
-        identity: &Identity,
-    ) -> Result<Option<ProfileId>> {
-        let mut conn = self.reader.acquire().await?;
-        profiles::id_by_identity(&mut conn, ws, identity).await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self))]
     async fn profile_by_identity(
         &self,
         ws: WorkspaceId,
@@ -291,20 +281,12 @@ struct SqliteTx {
 
 #[async_trait]
 impl ProfileTx for SqliteTx {
-    async fn profile_id_by_identity(
-        &mut self,
-        ws: WorkspaceId,
-        identity: &Identity,
-    ) -> Result<Option<ProfileId>> {
-        profiles::id_by_identity(self.slot.conn(), ws, identity).await
-    }
-
-    async fn owners(
+    async fn profiles_by_identities(
         &mut self,
         ws: WorkspaceId,
         identities: &[Identity],
-    ) -> Result<Vec<(Identity, ProfileId)>> {
-        profiles::owners(self.slot.conn(), ws, identities).await
+    ) -> Result<Vec<Profile>> {
+        profiles::load_by_identities(self.slot.conn(), ws, identities).await
     }
 
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {

@@ -3,26 +3,10 @@
 use jiff::Timestamp;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use serde_json::{Map, Value};
-use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::micros;
 use crate::{Result, StoreError};
-
-pub(super) async fn id_by_identity(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    identity: &Identity,
-) -> Result<Option<ProfileId>> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT profile_id FROM identities WHERE workspace_id = ? AND kind = ? AND value = ?",
-    )
-    .bind(ws.0)
-    .bind(identity.kind.as_str())
-    .bind(&identity.value)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(id.map(ProfileId))
-}
 
 pub(super) async fn load(
     conn: &mut SqliteConnection,
@@ -62,19 +46,21 @@ pub(super) async fn load_by_identity(
         .transpose()
 }
 
-pub(super) async fn owners(
+pub(super) async fn load_by_identities(
     conn: &mut SqliteConnection,
     ws: WorkspaceId,
     identities: &[Identity],
-) -> Result<Vec<(Identity, ProfileId)>> {
+) -> Result<Vec<Profile>> {
     if identities.is_empty() {
         return Ok(Vec::new());
     }
-    let pairs = vec!["(kind = ? AND value = ?)"; identities.len()].join(" OR ");
+    let pairs = vec!["(o.kind = ? AND o.value = ?)"; identities.len()].join(" OR ");
     let sql = format!(
-        "SELECT kind, value, profile_id FROM identities WHERE workspace_id = ? AND ({pairs})"
+        "SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id IN \
+         (SELECT o.profile_id FROM identities AS o WHERE o.workspace_id = ? AND ({pairs})) ORDER BY p.id",
+        super::search::profile_columns()
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ws.0);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ws.0).bind(ws.0);
     for identity in identities {
         query = query.bind(identity.kind.as_str()).bind(&identity.value);
     }
@@ -82,12 +68,7 @@ pub(super) async fn owners(
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| {
-            Ok((
-                Identity::new_unchecked(r.try_get("kind")?, r.try_get("value")?),
-                ProfileId(r.try_get("profile_id")?),
-            ))
-        })
+        .map(super::search::profile_row)
         .collect()
 }
 

@@ -152,7 +152,11 @@ async fn a_committed_profile_reads_back_exactly() {
         assert_eq!(loaded, expected);
         for identity in &p.identities {
             assert_eq!(
-                store.profile_id_by_identity(ws, identity).await.unwrap(),
+                store
+                    .profile_by_identity(ws, identity)
+                    .await
+                    .unwrap()
+                    .map(|p| p.id),
                 Some(p.id.clone())
             );
         }
@@ -173,9 +177,10 @@ async fn an_uncommitted_transaction_leaves_nothing() {
         assert_eq!(store.profile(ws, &p.id).await.unwrap(), None);
         assert_eq!(
             store
-                .profile_id_by_identity(ws, &p.identities[0])
+                .profile_by_identity(ws, &p.identities[0])
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|p| p.id),
             None
         );
     })
@@ -245,9 +250,10 @@ async fn updates_and_deletes_touch_only_their_workspace() {
         assert_eq!(store.profile(a, &id).await.unwrap(), None);
         assert_eq!(
             store
-                .profile_id_by_identity(a, &Identity::new_unchecked("user_id", "u1"))
+                .profile_by_identity(a, &Identity::new_unchecked("user_id", "u1"))
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|p| p.id),
             None
         );
         assert!(store.profile(b, &id).await.unwrap().is_some());
@@ -278,7 +284,14 @@ async fn identities_detach_from_their_own_profile_only() {
                 .unwrap()
         );
         tx.commit().await.unwrap();
-        assert_eq!(store.profile_id_by_identity(ws, &u1).await.unwrap(), None);
+        assert_eq!(
+            store
+                .profile_by_identity(ws, &u1)
+                .await
+                .unwrap()
+                .map(|p| p.id),
+            None
+        );
         assert!(store.ping().await.is_ok());
     })
     .await;
