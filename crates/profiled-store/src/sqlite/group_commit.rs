@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::SqliteConnection;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use crate::{Result, StoreError};
@@ -35,29 +35,53 @@ pub(super) struct Writer {
     open: bool,
     /// Writers whose savepoint is released and who wait for the outer `COMMIT`.
     pending: Vec<oneshot::Sender<std::result::Result<(), String>>>,
-    /// A logical transaction was dropped without committing: roll its savepoint back first.
-    abandoned: bool,
+    /// A logical transaction was dropped without committing: the savepoint to roll back first.
+    abandoned: Option<String>,
+    /// Numbers savepoints, so that a name never means two savepoints.
+    next_savepoint: u64,
 }
 
 /// One logical transaction: holds the writer connection until it commits or is dropped.
 pub(super) struct Slot {
     guard: Option<OwnedMutexGuard<Writer>>,
     waiting: Arc<AtomicUsize>,
+    savepoint: String,
 }
 
-/// Counts a writer as waiting for as long as it exists, cancelled or not.
-struct Waiting(Arc<AtomicUsize>);
+/// Counts a writer as waiting for the connection for as long as it exists. A writer that
+/// committed may have deferred its `COMMIT` to this one; if this one is cancelled before it
+/// gets the connection, it hands that duty to a task of its own.
+struct Waiting {
+    counter: Arc<AtomicUsize>,
+    state: Arc<Mutex<Writer>>,
+    cancelled: bool,
+}
 
 impl Waiting {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
+    fn new(counter: &Arc<AtomicUsize>, state: &Arc<Mutex<Writer>>) -> Self {
         counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter.clone())
+        Self {
+            counter: counter.clone(),
+            state: state.clone(),
+            cancelled: true,
+        }
+    }
+
+    /// The writer got the connection: it will settle the group itself.
+    fn arrived(mut self) {
+        self.cancelled = false;
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+        if self.cancelled
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (state, counter) = (self.state.clone(), self.counter.clone());
+            runtime.spawn(async move { state.lock().await.settle(&counter).await });
+        }
     }
 }
 
@@ -74,44 +98,44 @@ impl GroupCommit {
                 conn,
                 open: false,
                 pending: Vec::new(),
-                abandoned: false,
+                abandoned: None,
+                next_savepoint: 0,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// Starts a logical transaction: waits for the connection, opens the outer transaction
-    /// if none is open, and sets the savepoint.
+    /// if none is open, and sets the savepoint. The slot owns the connection from the moment
+    /// it is locked, so a cancelled `begin` is cleaned up like any dropped slot.
     pub async fn begin(&self) -> Result<Slot> {
-        let waiting = Waiting::new(&self.waiting);
+        let waiting = Waiting::new(&self.waiting, &self.state);
         let mut guard = self.state.clone().lock_owned().await;
-        drop(waiting);
-        let (ready, wait) = oneshot::channel();
-        let counter = self.waiting.clone();
-        tokio::spawn(async move {
-            let opened = guard.open_savepoint().await;
-            match opened {
-                Ok(()) => {
-                    if let Err(Ok(mut guard)) = ready.send(Ok(guard)) {
-                        // The caller is gone: give the savepoint back.
-                        guard.abandoned = true;
-                        guard.settle(&counter).await;
-                    }
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e.to_string()));
-                    guard.settle(&counter).await;
-                }
-            }
-        });
-        match wait.await {
-            Ok(Ok(guard)) => Ok(Slot {
-                guard: Some(guard),
-                waiting: self.waiting.clone(),
-            }),
-            Ok(Err(message)) => Err(failed(message)),
-            Err(_) => Err(failed("the writer task stopped".into())),
+        waiting.arrived();
+        guard.next_savepoint += 1;
+        let savepoint = format!("w{}", guard.next_savepoint);
+        let mut slot = Slot {
+            guard: Some(guard),
+            waiting: self.waiting.clone(),
+            savepoint,
+        };
+        let savepoint = slot.savepoint.clone();
+        let writer = slot.guard.as_mut().expect("just locked");
+        writer.recover().await?;
+        // One round trip to SQLite's thread where two statements are needed.
+        if writer.open {
+            sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {savepoint}")))
+                .execute(&mut writer.conn)
+                .await?;
+        } else {
+            writer.open = true;
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "BEGIN IMMEDIATE; SAVEPOINT {savepoint}"
+            )))
+            .execute(&mut writer.conn)
+            .await?;
         }
+        Ok(slot)
     }
 
     /// Commits whatever is pending (for a clean shutdown).
@@ -123,58 +147,47 @@ impl GroupCommit {
 }
 
 impl Writer {
-    async fn open_savepoint(&mut self) -> Result<()> {
-        self.recover().await?;
-        // One round trip to SQLite's thread where two statements are needed.
-        if self.open {
-            sqlx::query("SAVEPOINT w").execute(&mut self.conn).await?;
-        } else {
-            sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT w")
-                .execute(&mut self.conn)
-                .await?;
-            self.open = true;
-        }
-        Ok(())
-    }
-
-    /// Rolls back an abandoned savepoint. If that fails, the state of the outer transaction is
-    /// unknown: it is rolled back whole and its pending writers are told it failed.
+    /// Rolls back an abandoned savepoint. "No such savepoint" means it was never set or was
+    /// already released (names are never reused), and is no error. Any other failure leaves the
+    /// outer transaction in an unknown state: it is rolled back whole and its pending writers,
+    /// none of them acknowledged yet, are told it failed.
     async fn recover(&mut self) -> Result<()> {
-        if !self.abandoned {
+        let Some(savepoint) = self.abandoned.take() else {
             return Ok(());
-        }
-        self.abandoned = false;
-        let rolled_back = async {
-            sqlx::query("ROLLBACK TO w").execute(&mut self.conn).await?;
-            sqlx::query("RELEASE w").execute(&mut self.conn).await?;
-            Ok::<_, sqlx::Error>(())
-        }
+        };
+        let rolled_back = sqlx::raw_sql(AssertSqlSafe(format!(
+            "ROLLBACK TO {savepoint}; RELEASE {savepoint}"
+        )))
+        .execute(&mut self.conn)
         .await;
-        if let Err(e) = rolled_back {
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-            self.open = false;
-            for writer in self.pending.drain(..) {
-                let _ = writer.send(Err(e.to_string()));
+        match rolled_back {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("no such savepoint") => Ok(()),
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                self.open = false;
+                for writer in self.pending.drain(..) {
+                    let _ = writer.send(Err(e.to_string()));
+                }
+                Err(e.into())
             }
-            return Err(e.into());
         }
-        Ok(())
     }
 
     /// Commits the outer transaction and tells every pending writer how it went.
     async fn commit_group(&mut self) {
-        self.finish_group("COMMIT").await;
+        self.finish_group("COMMIT".to_owned()).await;
     }
 
     /// Runs `sql` (ending in `COMMIT`) to close the outer transaction, then tells every pending
     /// writer how it went. On any failure the whole group is rolled back: none of it was
     /// acknowledged yet.
-    async fn finish_group(&mut self, sql: &'static str) {
+    async fn finish_group(&mut self, sql: String) {
         if !self.open {
             return;
         }
         self.open = false;
-        let outcome = sqlx::raw_sql(sql)
+        let outcome = sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut self.conn)
             .await
             .map(|_| ())
@@ -209,25 +222,27 @@ impl Slot {
 
     /// Releases the savepoint and waits until a `COMMIT` containing it is durable.
     pub async fn commit(mut self) -> Result<()> {
-        let mut guard = self.guard.take().expect("a live slot holds the writer");
-        let waiting = self.waiting.clone();
+        let savepoint = self.savepoint.clone();
+        let writer = self.guard.as_mut().expect("a live slot holds the writer");
         let (done, wait) = oneshot::channel();
-        tokio::spawn(async move {
-            if waiting.load(Ordering::SeqCst) == 0 || guard.pending.len() + 1 >= MAX_GROUP {
-                // Nobody to wait for: release and commit in one round trip.
-                guard.pending.push(done);
-                guard.finish_group("RELEASE w; COMMIT").await;
-                return;
-            }
-            match sqlx::query("RELEASE w").execute(&mut guard.conn).await {
-                Ok(_) => guard.pending.push(done),
-                Err(e) => {
-                    guard.abandoned = true;
-                    let _ = done.send(Err(e.to_string()));
-                }
-            }
-            guard.settle(&waiting).await;
-        });
+        if self.waiting.load(Ordering::SeqCst) == 0 || writer.pending.len() + 1 >= MAX_GROUP {
+            // Nobody to wait for: release and commit in one round trip, in a task of its own so
+            // that a cancelled request cannot strand the group's other writers.
+            let mut guard = self.guard.take().expect("a live slot holds the writer");
+            guard.pending.push(done);
+            tokio::spawn(async move {
+                guard
+                    .finish_group(format!("RELEASE {savepoint}; COMMIT"))
+                    .await
+            });
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(format!("RELEASE {savepoint}")))
+                .execute(&mut writer.conn)
+                .await?;
+            writer.pending.push(done);
+            // Released: the slot gives the connection up without anything to roll back.
+            drop(self.guard.take());
+        }
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(failed(message)),
@@ -243,7 +258,7 @@ impl Drop for Slot {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
-        guard.abandoned = true;
+        guard.abandoned = Some(self.savepoint.clone());
         let waiting = self.waiting.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
