@@ -70,6 +70,21 @@ fn profile(id: &str, identities: &[(&str, &str)]) -> Profile {
     p
 }
 
+/// Workspaces `a` and `b`, each with a profile `p1` carrying `user_id:u1`.
+async fn same_profile_in_two_workspaces(store: &Arc<dyn Store>) -> (WorkspaceId, WorkspaceId) {
+    let a = workspace(store, "a").await;
+    let b = workspace(store, "b").await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_profile(a, &profile("p1", &[("user_id", "u1")]))
+        .await
+        .unwrap();
+    tx.insert_profile(b, &profile("p1", &[("user_id", "u1")]))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (a, b)
+}
+
 async fn workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceId {
     store.create_workspace(name, now()).await.unwrap().id
 }
@@ -190,16 +205,20 @@ async fn an_uncommitted_transaction_leaves_nothing() {
 #[tokio::test]
 async fn an_identity_points_at_one_profile_per_workspace() {
     on_every_backend(|store| async move {
-        let a = workspace(&store, "a").await;
-        let b = workspace(&store, "b").await;
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_profile(a, &profile("p1", &[("user_id", "u1")]))
-            .await
-            .unwrap();
-        tx.insert_profile(b, &profile("p1", &[("user_id", "u1")]))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let (a, b) = same_profile_in_two_workspaces(&store).await;
+        let u1 = Identity::new_unchecked("user_id", "u1");
+        for ws in [a, b] {
+            let owner = store
+                .profile_by_identity(ws, &u1)
+                .await
+                .unwrap()
+                .map(|p| p.id);
+            assert_eq!(
+                owner,
+                Some(ProfileId("p1".into())),
+                "the same identity lives in each workspace"
+            );
+        }
 
         let mut tx = store.begin().await.unwrap();
         tx.insert_profile(a, &profile("p2", &[])).await.unwrap();
@@ -219,16 +238,7 @@ async fn an_identity_points_at_one_profile_per_workspace() {
 #[tokio::test]
 async fn updates_and_deletes_touch_only_their_workspace() {
     on_every_backend(|store| async move {
-        let a = workspace(&store, "a").await;
-        let b = workspace(&store, "b").await;
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_profile(a, &profile("p1", &[("user_id", "u1")]))
-            .await
-            .unwrap();
-        tx.insert_profile(b, &profile("p1", &[("user_id", "u1")]))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let (a, b) = same_profile_in_two_workspaces(&store).await;
 
         let id = ProfileId("p1".into());
         let mut tx = store.begin().await.unwrap();

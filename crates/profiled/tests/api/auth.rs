@@ -101,16 +101,7 @@ async fn a_read_key_reads_but_cannot_write() {
         .await,
         403,
     );
-    assert_problem(
-        &app.call(
-            Method::DELETE,
-            &format!("/v1/profiles/{id}"),
-            Some(&read),
-            None,
-        )
-        .await,
-        403,
-    );
+    assert_problem(&app.delete(&format!("/v1/profiles/{id}"), &read).await, 403);
     assert_problem(
         &app.post("/v1/keys", &read, json!({"scope": "admin"})).await,
         403,
@@ -172,16 +163,7 @@ async fn a_workspace_never_sees_another_workspaces_profiles() {
         .await,
         404,
     );
-    assert_problem(
-        &app.call(
-            Method::DELETE,
-            &format!("/v1/profiles/{id}"),
-            Some(&acme),
-            None,
-        )
-        .await,
-        404,
-    );
+    assert_problem(&app.delete(&format!("/v1/profiles/{id}"), &acme).await, 404);
 
     // The same identity in another workspace is another person.
     let in_acme = app
@@ -246,37 +228,21 @@ async fn admin_keys_manage_keys_of_their_own_workspace_only() {
         .unwrap()
         .to_owned();
     assert_problem(
-        &app.call(
-            Method::DELETE,
-            &format!("/v1/keys/{key_id}"),
-            Some(&other_admin),
-            None,
-        )
-        .await,
+        &app.delete(&format!("/v1/keys/{key_id}"), &other_admin)
+            .await,
         404,
     );
     assert_eq!(app.get("/v1/workspace", &key).await.status, 200);
 
     assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("/v1/keys/{key_id}"),
-            Some(&app.admin),
-            None
-        )
-        .await
-        .status,
+        app.delete(&format!("/v1/keys/{key_id}"), &app.admin)
+            .await
+            .status,
         204
     );
     assert_problem(&app.get("/v1/workspace", &key).await, 401);
     assert_problem(
-        &app.call(
-            Method::DELETE,
-            &format!("/v1/keys/{key_id}"),
-            Some(&app.admin),
-            None,
-        )
-        .await,
+        &app.delete(&format!("/v1/keys/{key_id}"), &app.admin).await,
         404,
     );
 }

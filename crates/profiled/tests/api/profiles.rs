@@ -92,11 +92,7 @@ async fn unknown_profiles_and_identities_are_404() {
         &app.get("/v1/profiles/by/user_id/nobody", &app.admin).await,
         404,
     );
-    assert_problem(
-        &app.call(Method::DELETE, "/v1/profiles/nope", Some(&app.admin), None)
-            .await,
-        404,
-    );
+    assert_problem(&app.delete("/v1/profiles/nope", &app.admin).await, 404);
 }
 
 #[tokio::test]
@@ -221,11 +217,9 @@ async fn identities_can_be_attached_and_detached() {
     );
 
     let removed = app
-        .call(
-            Method::DELETE,
+        .delete(
             &format!("/v1/profiles/{id}/identities/anonymous_id/anon-7"),
-            Some(&app.admin),
-            None,
+            &app.admin,
         )
         .await;
     assert_eq!(removed.status, 200);
@@ -236,11 +230,9 @@ async fn identities_can_be_attached_and_detached() {
         404,
     );
     let again = app
-        .call(
-            Method::DELETE,
+        .delete(
             &format!("/v1/profiles/{id}/identities/anonymous_id/anon-7"),
-            Some(&app.admin),
-            None,
+            &app.admin,
         )
         .await;
     assert_problem(&again, 404);
@@ -296,14 +288,7 @@ async fn delete_leaves_nothing_behind_and_frees_the_identities() {
         )
         .await;
     let id = created.body["id"].as_str().unwrap();
-    let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/profiles/{id}"),
-            Some(&app.admin),
-            None,
-        )
-        .await;
+    let deleted = app.delete(&format!("/v1/profiles/{id}"), &app.admin).await;
     assert_eq!(deleted.status, 204);
     assert_problem(
         &app.get(&format!("/v1/profiles/{id}"), &app.admin).await,

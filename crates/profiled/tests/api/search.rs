@@ -1,7 +1,6 @@
 //! Search and count over HTTP with the filter language; declared indexes.
 
 use profiled_core::Scope;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, assert_problem};
@@ -334,24 +333,14 @@ async fn admins_declare_list_and_drop_indexes() {
     );
 
     assert_eq!(
-        app.call(
-            Method::DELETE,
-            "/v1/workspace/indexes/properties.plan",
-            Some(&app.admin),
-            None
-        )
-        .await
-        .status,
+        app.delete("/v1/workspace/indexes/properties.plan", &app.admin)
+            .await
+            .status,
         204
     );
     assert_problem(
-        &app.call(
-            Method::DELETE,
-            "/v1/workspace/indexes/properties.plan",
-            Some(&app.admin),
-            None,
-        )
-        .await,
+        &app.delete("/v1/workspace/indexes/properties.plan", &app.admin)
+            .await,
         404,
     );
     assert_eq!(

@@ -182,6 +182,10 @@ impl TestApp {
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
 
+    pub async fn delete(&self, path: &str, key: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(key), None).await
+    }
+
     pub async fn upsert(&self, key: &str, body: Value) -> Reply {
         self.post("/v1/profiles", key, body).await
     }
