@@ -6,6 +6,7 @@
 //! - [`profile`]: the profile as the rest of the system sees it.
 
 pub mod access;
+pub mod change;
 pub mod error;
 pub mod filter;
 pub mod identity;

@@ -10,6 +10,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use profiled_core::change::{Change, NewChange};
 use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
@@ -75,6 +76,17 @@ pub trait Store: Send + Sync + 'static {
     async fn drop_index(&self, ws: WorkspaceId, field: &Field) -> Result<bool>;
     async fn property_indexes(&self, ws: WorkspaceId) -> Result<Vec<PropertyIndex>>;
 
+    /// A profile's change log, newest first; entries older than `before` when given.
+    async fn history(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Change>>;
+    /// The workspace's change feed: entries after `after`, oldest first.
+    async fn changes(&self, ws: WorkspaceId, after: i64, limit: u32) -> Result<Vec<Change>>;
+
     /// Starts a write transaction. Writes of one store are serialised (or, on a server
     /// database, row-locked) so that a read-modify-write inside it never loses an update.
     async fn begin(&self) -> Result<Box<dyn ProfileTx>>;
@@ -115,7 +127,9 @@ pub trait ProfileTx: Send {
         id: &ProfileId,
         identity: &Identity,
     ) -> Result<bool>;
-    /// Deletes a profile and its identities; false when it did not exist.
+    /// Appends a change log entry; returns its sequence number.
+    async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64>;
+    /// Deletes a profile with its identities and change log entries; false when it did not exist.
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::service::{Change, Precondition};
+use crate::service::{Change, Precondition, WriteContext};
 
 /// A JSON body, parsed in two steps so that broken JSON (400) and JSON of the wrong shape
 /// (422 with the JSON pointer of the offending value) get distinct, clear answers.
@@ -146,6 +146,39 @@ impl Caller {
                 "this key has scope `{}`, which cannot {action}; use a key with scope {scopes}",
                 self.scope
             )))
+        }
+    }
+}
+
+impl Caller {
+    /// The context a write of this caller is logged with.
+    pub fn context(&self, origin: OriginTag) -> WriteContext {
+        WriteContext {
+            actor: format!("key:{}", self.key_id),
+            origin: origin.0,
+        }
+    }
+}
+
+/// `Profiled-Origin`: a tag of the client's choosing recorded with every change the request
+/// makes, so that a consumer of the change feed can recognise (and skip) its own writes.
+pub struct OriginTag(pub Option<String>);
+
+pub const ORIGIN_HEADER: &str = "profiled-origin";
+
+impl<S: Send + Sync> FromRequestParts<S> for OriginTag {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(ORIGIN_HEADER) else {
+            return Ok(OriginTag(None));
+        };
+        match value.to_str() {
+            Ok(tag) if !tag.is_empty() && tag.len() <= 200 => Ok(OriginTag(Some(tag.to_owned()))),
+            _ => Err(ApiError::invalid(
+                "/headers/Profiled-Origin",
+                "an origin tag is 1 to 200 visible ASCII characters",
+            )),
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct AppState {
     tags(
         (name = "profiles", description = "Profiles, their properties and identities"),
         (name = "search", description = "Search and count with the filter language; declared indexes"),
+        (name = "changes", description = "The change log: profile history and the workspace's change feed"),
         (name = "workspaces", description = "Tenants"),
         (name = "keys", description = "API keys of a workspace"),
         (name = "health", description = "Liveness"),
@@ -63,6 +64,8 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(v1::profiles::upsert, v1::search::list))
         .routes(routes!(v1::search::search))
+        .routes(routes!(v1::changes::history))
+        .routes(routes!(v1::changes::feed))
         .routes(routes!(v1::search::count))
         .routes(routes!(v1::indexes::list, v1::indexes::declare))
         .routes(routes!(v1::indexes::drop))

@@ -2,6 +2,7 @@
 //! every dialect) and the CLI call these; none of them reaches into storage.
 
 mod access;
+pub mod changes;
 mod key_cache;
 mod profiles;
 pub mod search;
@@ -12,7 +13,7 @@ use profiled_core::{DomainError, Limits, Violation};
 use profiled_store::{Store, StoreError};
 
 pub use access::{ApiKeyToken, IssuedKey};
-pub use profiles::{Change, Precondition, Upsert, Written};
+pub use profiles::{Change, Precondition, Upsert, WriteContext, Written};
 pub use search::{Page, Search};
 
 /// The service: the store plus the rules that apply to every request.
@@ -20,6 +21,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     limits: Limits,
     keys: key_cache::KeyCache,
+    /// Woken after every committed change, for long-polling feed readers.
+    changed: tokio::sync::Notify,
 }
 
 impl Service {
@@ -28,6 +31,7 @@ impl Service {
             store,
             limits,
             keys: key_cache::KeyCache::default(),
+            changed: tokio::sync::Notify::new(),
         }
     }
 

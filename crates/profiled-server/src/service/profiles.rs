@@ -1,6 +1,7 @@
 //! Profile use-cases: upsert by identities, read, change, identities, delete.
 
 use jiff::Timestamp;
+use profiled_core::change::{NewChange, Operation, diff};
 use profiled_core::ops::merge_patch;
 use profiled_core::profile::to_micros;
 use profiled_core::{Identity, Profile, ProfileId, PropertyOps, Violation, WorkspaceId};
@@ -32,6 +33,40 @@ pub enum Change {
     MergePatch(Value),
     /// Replace all properties.
     Replace(Map<String, Value>),
+}
+
+/// New properties and identities for a profile, and what to log the change as.
+struct Edit {
+    operation: Operation,
+    properties: Map<String, Value>,
+    new_identities: Vec<Identity>,
+}
+
+/// Who writes, and the origin tag they set: recorded with every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteContext {
+    /// `key:<id>` for an API key.
+    pub actor: String,
+    pub origin: Option<String>,
+}
+
+impl WriteContext {
+    fn entry(
+        &self,
+        id: &ProfileId,
+        at: Timestamp,
+        operation: Operation,
+        changes: Vec<profiled_core::change::KeyChange>,
+    ) -> NewChange {
+        NewChange {
+            profile_id: id.clone(),
+            at,
+            actor: self.actor.clone(),
+            operation,
+            changes,
+            origin: self.origin.clone(),
+        }
+    }
 }
 
 /// An `If-Match` condition.
@@ -67,7 +102,12 @@ impl Service {
     /// Creates the profile the identities name, or updates it. Identities the profile does
     /// not carry yet are attached to it.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn upsert(&self, ws: WorkspaceId, request: Upsert) -> Result<Written> {
+    pub async fn upsert(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        request: Upsert,
+    ) -> Result<Written> {
         if request.identities.is_empty() {
             return Err(ServiceError::Invalid(vec![Violation::new(
                 "/identities",
@@ -104,6 +144,16 @@ impl Service {
                 profile.properties = request.ops.apply(&profile.properties, "")?;
                 self.check(&profile)?;
                 tx.insert_profile(ws, &profile).await?;
+                tx.append_change(
+                    ws,
+                    &ctx.entry(
+                        &profile.id,
+                        profile.created_at,
+                        Operation::Create,
+                        diff(None, &profile),
+                    ),
+                )
+                .await?;
                 Written {
                     profile,
                     created: true,
@@ -117,8 +167,18 @@ impl Service {
                     .filter(|i| !profile.identities.contains(i))
                     .cloned()
                     .collect();
-                self.save(&mut *tx, ws, &mut profile, properties, new_identities)
-                    .await?;
+                self.save(
+                    &mut *tx,
+                    ws,
+                    ctx,
+                    &mut profile,
+                    Edit {
+                        operation: Operation::Update,
+                        properties,
+                        new_identities,
+                    },
+                )
+                .await?;
                 Written {
                     profile,
                     created: false,
@@ -126,6 +186,7 @@ impl Service {
             }
         };
         tx.commit().await?;
+        self.changed.notify_waiters();
         Ok(written)
     }
 
@@ -151,6 +212,7 @@ impl Service {
     pub async fn change(
         &self,
         ws: WorkspaceId,
+        ctx: &WriteContext,
         id: &ProfileId,
         change: Change,
         precondition: Option<Precondition>,
@@ -162,9 +224,20 @@ impl Service {
             Change::MergePatch(patch) => merge_patch(&profile.properties, &patch)?,
             Change::Replace(properties) => properties,
         };
-        self.save(&mut *tx, ws, &mut profile, properties, Vec::new())
-            .await?;
+        self.save(
+            &mut *tx,
+            ws,
+            ctx,
+            &mut profile,
+            Edit {
+                operation: Operation::Update,
+                properties,
+                new_identities: Vec::new(),
+            },
+        )
+        .await?;
         tx.commit().await?;
+        self.changed.notify_waiters();
         Ok(profile)
     }
 
@@ -172,6 +245,7 @@ impl Service {
     pub async fn add_identities(
         &self,
         ws: WorkspaceId,
+        ctx: &WriteContext,
         id: &ProfileId,
         identities: Vec<Identity>,
         precondition: Option<Precondition>,
@@ -185,9 +259,20 @@ impl Service {
             }
         }
         let properties = profile.properties.clone();
-        self.save(&mut *tx, ws, &mut profile, properties, new_identities)
-            .await?;
+        self.save(
+            &mut *tx,
+            ws,
+            ctx,
+            &mut profile,
+            Edit {
+                operation: Operation::AddIdentities,
+                properties,
+                new_identities,
+            },
+        )
+        .await?;
         tx.commit().await?;
+        self.changed.notify_waiters();
         Ok(profile)
     }
 
@@ -195,6 +280,7 @@ impl Service {
     pub async fn remove_identity(
         &self,
         ws: WorkspaceId,
+        ctx: &WriteContext,
         id: &ProfileId,
         identity: &Identity,
         precondition: Option<Precondition>,
@@ -206,10 +292,19 @@ impl Service {
                 "identity {identity} on profile `{id}`"
             )));
         }
+        let before = profile.clone();
         profile.identities.retain(|i| i != identity);
         profile.touch(now());
         tx.update_profile(ws, &profile).await?;
+        let entry = ctx.entry(
+            id,
+            profile.updated_at,
+            Operation::RemoveIdentity,
+            diff(Some(&before), &profile),
+        );
+        tx.append_change(ws, &entry).await?;
         tx.commit().await?;
+        self.changed.notify_waiters();
         Ok(profile)
     }
 
@@ -217,13 +312,19 @@ impl Service {
     pub async fn delete(
         &self,
         ws: WorkspaceId,
+        ctx: &WriteContext,
         id: &ProfileId,
         precondition: Option<Precondition>,
     ) -> Result<()> {
         let mut tx = self.store.begin().await?;
         self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         tx.delete_profile(ws, id).await?;
+        // Only the fact remains: the profile's earlier entries went with it, and this one holds
+        // no values.
+        tx.append_change(ws, &ctx.entry(id, now(), Operation::Delete, Vec::new()))
+            .await?;
         tx.commit().await?;
+        self.changed.notify_waiters();
         Ok(())
     }
 
@@ -247,13 +348,19 @@ impl Service {
         &self,
         tx: &mut dyn ProfileTx,
         ws: WorkspaceId,
+        ctx: &WriteContext,
         profile: &mut Profile,
-        properties: Map<String, Value>,
-        new_identities: Vec<Identity>,
+        edit: Edit,
     ) -> Result<()> {
+        let Edit {
+            operation,
+            properties,
+            new_identities,
+        } = edit;
         if properties == profile.properties && new_identities.is_empty() {
             return Ok(());
         }
+        let before = profile.clone();
         let now = now();
         profile.properties = properties;
         profile.attach(new_identities.iter().cloned());
@@ -263,6 +370,11 @@ impl Service {
         }
         profile.touch(now);
         tx.update_profile(ws, profile).await?;
+        tx.append_change(
+            ws,
+            &ctx.entry(&profile.id, now, operation, diff(Some(&before), profile)),
+        )
+        .await?;
         Ok(())
     }
 

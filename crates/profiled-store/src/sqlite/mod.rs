@@ -5,6 +5,7 @@
 //! (the CLI while the server runs) waits on the file lock instead of failing. Reads use a
 //! separate pool and see every committed write.
 
+mod changes;
 mod filter;
 mod group_commit;
 mod profiles;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use profiled_core::change::{Change, NewChange};
 use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use sqlx::SqlSafeStr;
@@ -149,6 +151,7 @@ fn migrator() -> Migrator {
             "property indexes",
             include_str!("migrations/0002_property_indexes.sql"),
         ),
+        migration(3, "change log", include_str!("migrations/0003_changes.sql")),
     ]);
     migrator.set_locking(false);
     migrator
@@ -262,6 +265,22 @@ impl Store for SqliteStore {
         search::property_indexes(&mut conn, ws).await
     }
 
+    async fn history(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Change>> {
+        let mut conn = self.reader.acquire().await?;
+        changes::history(&mut conn, ws, id, before, limit).await
+    }
+
+    async fn changes(&self, ws: WorkspaceId, after: i64, limit: u32) -> Result<Vec<Change>> {
+        let mut conn = self.reader.acquire().await?;
+        changes::feed(&mut conn, ws, after, limit).await
+    }
+
     async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
         Ok(Box::new(SqliteTx {
             slot: self.profile_writes.begin().await?,
@@ -321,7 +340,12 @@ impl ProfileTx for SqliteTx {
         profiles::delete_identity(self.slot.conn(), ws, id, identity).await
     }
 
+    async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64> {
+        changes::append(self.slot.conn(), ws, change).await
+    }
+
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
+        changes::forget_profile(self.slot.conn(), ws, id).await?;
         profiles::delete(self.slot.conn(), ws, id).await
     }
 

@@ -516,3 +516,64 @@ async fn cancelled_writers_never_stall_the_others() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_change_log_keeps_order_per_workspace_and_forgets_deleted_profiles() {
+    use profiled_core::change::{KeyChange, NewChange, Operation};
+    on_every_backend(|store| async move {
+        let (a, b) = same_profile_in_two_workspaces(&store).await;
+        let id = ProfileId("p1".into());
+        let entry = |n: i64| NewChange {
+            profile_id: id.clone(),
+            at: now(),
+            actor: "key:k".into(),
+            operation: Operation::Update,
+            changes: vec![KeyChange {
+                key: "properties.n".into(),
+                before: None,
+                after: Some(json!(n)),
+            }],
+            origin: (n == 2).then(|| "sync".to_owned()),
+        };
+        let mut tx = store.begin().await.unwrap();
+        let s1 = tx.append_change(a, &entry(1)).await.unwrap();
+        let s2 = tx.append_change(a, &entry(2)).await.unwrap();
+        tx.append_change(b, &entry(3)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(s1 < s2);
+
+        let feed = store.changes(a, 0, 10).await.unwrap();
+        assert_eq!(feed.iter().map(|c| c.seq).collect::<Vec<_>>(), [s1, s2]);
+        let stored = &feed[1].entry;
+        assert_eq!(
+            (
+                &stored.changes,
+                stored.origin.as_deref(),
+                stored.actor.as_str()
+            ),
+            (&entry(2).changes, Some("sync"), "key:k")
+        );
+        assert_eq!(
+            (stored.operation, &stored.profile_id),
+            (Operation::Update, &id)
+        );
+        assert_eq!(store.changes(a, s1, 10).await.unwrap().len(), 1);
+        let history = store.history(a, &id, None, 10).await.unwrap();
+        assert_eq!(history.iter().map(|c| c.seq).collect::<Vec<_>>(), [s2, s1]);
+        assert_eq!(store.history(a, &id, Some(s2), 10).await.unwrap().len(), 1);
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.delete_profile(a, &id).await.unwrap());
+        tx.commit().await.unwrap();
+        assert!(
+            store.changes(a, 0, 10).await.unwrap().is_empty(),
+            "a deleted profile's entries are gone"
+        );
+        assert_eq!(
+            store.changes(b, 0, 10).await.unwrap().len(),
+            1,
+            "another workspace's entries stay"
+        );
+    })
+    .await;
+}

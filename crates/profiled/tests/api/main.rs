@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod changes;
 mod cli;
 mod concurrency;
 mod docs;

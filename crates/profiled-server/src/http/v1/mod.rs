@@ -1,5 +1,6 @@
 //! The native API, one module per resource.
 
+pub mod changes;
 pub mod indexes;
 pub mod keys;
 pub mod profiles;

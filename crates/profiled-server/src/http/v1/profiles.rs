@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::http::AppState;
-use crate::http::extract::{ApiJson, Caller, IfMatch, PatchBody, from_value_at};
+use crate::http::extract::{ApiJson, Caller, IfMatch, OriginTag, PatchBody, from_value_at};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::{Change, Upsert};
 
@@ -154,6 +154,7 @@ fn parse_identity(kind: &str, value: &str, state: &AppState) -> Result<Identity,
 pub async fn upsert(
     State(state): State<AppState>,
     caller: Caller,
+    origin: OriginTag,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let ws = caller.write()?;
@@ -165,6 +166,7 @@ pub async fn upsert(
         .service
         .upsert(
             ws,
+            &caller.context(origin),
             Upsert {
                 identities,
                 ops: body.ops,
@@ -246,6 +248,7 @@ pub async fn get_by_identity(
 pub async fn patch_profile(
     State(state): State<AppState>,
     caller: Caller,
+    origin: OriginTag,
     Path(id): Path<String>,
     IfMatch(precondition): IfMatch,
     PatchBody(change): PatchBody,
@@ -253,7 +256,13 @@ pub async fn patch_profile(
     let ws = caller.write()?;
     let profile = state
         .service
-        .change(ws, &ProfileId(id), change, precondition)
+        .change(
+            ws,
+            &caller.context(origin),
+            &ProfileId(id),
+            change,
+            precondition,
+        )
         .await?;
     Ok(written(&caller, StatusCode::OK, profile))
 }
@@ -274,6 +283,7 @@ pub async fn patch_profile(
 pub async fn replace_properties(
     State(state): State<AppState>,
     caller: Caller,
+    origin: OriginTag,
     Path(id): Path<String>,
     IfMatch(precondition): IfMatch,
     ApiJson(properties): ApiJson<Value>,
@@ -286,6 +296,7 @@ pub async fn replace_properties(
         .service
         .change(
             ws,
+            &caller.context(origin),
             &ProfileId(id),
             Change::Replace(properties),
             precondition,
@@ -310,6 +321,7 @@ pub async fn replace_properties(
 pub async fn add_identities(
     State(state): State<AppState>,
     caller: Caller,
+    origin: OriginTag,
     Path(id): Path<String>,
     IfMatch(precondition): IfMatch,
     ApiJson(body): ApiJson<IdentitiesBody>,
@@ -326,7 +338,13 @@ pub async fn add_identities(
     }
     let profile = state
         .service
-        .add_identities(ws, &ProfileId(id), identities, precondition)
+        .add_identities(
+            ws,
+            &caller.context(origin),
+            &ProfileId(id),
+            identities,
+            precondition,
+        )
         .await?;
     Ok(written(&caller, StatusCode::OK, profile))
 }
@@ -345,6 +363,7 @@ pub async fn add_identities(
 pub async fn remove_identity(
     State(state): State<AppState>,
     caller: Caller,
+    origin: OriginTag,
     Path((id, kind, value)): Path<(String, String, String)>,
     IfMatch(precondition): IfMatch,
 ) -> Result<Response, ApiError> {
@@ -352,7 +371,13 @@ pub async fn remove_identity(
     let identity = parse_identity(&kind, &value, &state)?;
     let profile = state
         .service
-        .remove_identity(ws, &ProfileId(id), &identity, precondition)
+        .remove_identity(
+            ws,
+            &caller.context(origin),
+            &ProfileId(id),
+            &identity,
+            precondition,
+        )
         .await?;
     Ok(written(&caller, StatusCode::OK, profile))
 }
@@ -371,13 +396,14 @@ pub async fn remove_identity(
 pub async fn delete_profile(
     State(state): State<AppState>,
     caller: Caller,
+    origin: OriginTag,
     Path(id): Path<String>,
     IfMatch(precondition): IfMatch,
 ) -> Result<StatusCode, ApiError> {
     let ws = caller.write()?;
     state
         .service
-        .delete(ws, &ProfileId(id), precondition)
+        .delete(ws, &caller.context(origin), &ProfileId(id), precondition)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

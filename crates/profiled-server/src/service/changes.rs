@@ -1,0 +1,52 @@
+//! Profile history and the workspace's change feed.
+
+use std::time::Duration;
+
+use profiled_core::change::Change;
+use profiled_core::{ProfileId, WorkspaceId};
+
+use super::{Result, Service, ServiceError};
+
+/// The longest a feed request may wait for a change.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+impl Service {
+    /// A profile's changes, newest first; older than `before` when given.
+    pub async fn history(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Change>> {
+        if self.store.profile(ws, id).await?.is_none() {
+            return Err(ServiceError::NotFound(format!("profile `{id}`")));
+        }
+        Ok(self.store.history(ws, id, before, limit).await?)
+    }
+
+    /// The workspace's changes after `after`, oldest first. With `wait`, an empty answer waits
+    /// up to that long for the next change.
+    pub async fn changes(
+        &self,
+        ws: WorkspaceId,
+        after: i64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Vec<Change>> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        loop {
+            // Armed before reading, so a change committed in between still wakes us.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let changes = self.store.changes(ws, after, limit).await?;
+            if !changes.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(changes);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+}
