@@ -112,6 +112,39 @@ pub fn diff(before: Option<&Profile>, after: &Profile) -> Vec<KeyChange> {
     changes
 }
 
+/// Reverses one logged change on `profile` (the profile as it was after it): every touched key
+/// gets its value from before; the version steps back by one.
+pub fn undo(profile: &mut Profile, changes: &[KeyChange]) {
+    for change in changes {
+        if let Some(key) = change.key.strip_prefix("properties.") {
+            restore(&mut profile.properties, key, &change.before);
+        } else if let Some(key) = change.key.strip_prefix("computed.") {
+            restore(&mut profile.computed, key, &change.before);
+        } else if let Some(kind) = change.key.strip_prefix("identities.") {
+            if let Some(Value::String(value)) = &change.after {
+                profile
+                    .identities
+                    .retain(|i| !(i.kind.as_str() == kind && &i.value == value));
+            }
+            if let Some(Value::String(value)) = &change.before {
+                profile.attach([crate::Identity::new_unchecked(kind, value)]);
+            }
+        }
+    }
+    profile.version -= 1;
+}
+
+fn restore(map: &mut Map<String, Value>, key: &str, before: &Option<Value>) {
+    match before {
+        Some(value) => {
+            map.insert(key.to_owned(), value.clone());
+        }
+        None => {
+            map.remove(key);
+        }
+    }
+}
+
 fn diff_maps(
     prefix: &str,
     before: &Map<String, Value>,
@@ -213,6 +246,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn undoing_a_diff_on_after_gives_before(before in object(), after in object(), ids in prop::collection::vec(("[ab]", "[xy]"), 0..3)) {
+            let ids: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let b = profile(Value::Object(before), &ids);
+            let mut a = profile(Value::Object(after), &ids[..ids.len() / 2]);
+            a.version = b.version + 1;
+            let changes = diff(Some(&b), &a);
+            undo(&mut a, &changes);
+            prop_assert_eq!(a, b);
+        }
+
         #[test]
         fn replaying_a_diff_on_before_gives_after(before in object(), after in object()) {
             let (b, a) = (profile(Value::Object(before), &[]), profile(Value::Object(after.clone()), &[]));

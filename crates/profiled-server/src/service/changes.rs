@@ -50,3 +50,44 @@ impl Service {
         }
     }
 }
+
+impl Service {
+    /// The profile as it was at `at`, rebuilt by undoing, newest first, every logged change
+    /// made after it.
+    pub async fn profile_as_of(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        at: jiff::Timestamp,
+    ) -> Result<profiled_core::Profile> {
+        let mut profile = self
+            .store
+            .profile(ws, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("profile `{id}`")))?;
+        if at < profile.created_at {
+            return Err(ServiceError::NotFound(format!(
+                "profile `{id}` at {at} (it was created at {})",
+                profile.created_at
+            )));
+        }
+        let mut before = None;
+        loop {
+            let page = self.store.history(ws, id, before, 500).await?;
+            for change in &page {
+                if change.entry.at <= at {
+                    profile.updated_at = change.entry.at;
+                    return Ok(profile);
+                }
+                profiled_core::change::undo(&mut profile, &change.entry.changes);
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => before = Some(last.seq),
+                _ => {
+                    profile.updated_at = profile.created_at;
+                    return Ok(profile);
+                }
+            }
+        }
+    }
+}

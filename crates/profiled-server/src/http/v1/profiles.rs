@@ -1,6 +1,6 @@
 //! `/v1/profiles`: upsert by identities, read, change, identities, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use profiled_core::error::pointer_token;
@@ -48,6 +48,13 @@ impl From<Profile> for ProfileView {
             version: p.version,
         }
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    /// Rebuild the profile as it was at this time (RFC 3339) from its change log.
+    pub as_of: Option<String>,
 }
 
 /// What a write-only key gets back instead of the profile: it may write, never read.
@@ -183,7 +190,7 @@ pub async fn upsert(
 
 #[utoipa::path(
     get, path = "/v1/profiles/{id}", tag = "profiles",
-    params(("id" = String, Path, description = "Profile id")),
+    params(("id" = String, Path, description = "Profile id"), GetParams),
     responses(
         (status = 200, body = ProfileView, headers(("ETag" = String, description = "The profile's version"))),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -195,9 +202,21 @@ pub async fn get_profile(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(params): Query<GetParams>,
 ) -> Result<Response, ApiError> {
     let ws = caller.read()?;
-    let profile = state.service.profile(ws, &ProfileId(id)).await?;
+    let profile = match params.as_of {
+        None => state.service.profile(ws, &ProfileId(id)).await?,
+        Some(text) => {
+            let at = text.parse::<jiff::Timestamp>().map_err(|_| {
+                ApiError::invalid(
+                    "/as_of",
+                    "as_of is an RFC 3339 timestamp, e.g. 2026-01-02T03:04:05Z",
+                )
+            })?;
+            state.service.profile_as_of(ws, &ProfileId(id), at).await?
+        }
+    };
     Ok(written(&caller, StatusCode::OK, profile))
 }
 
