@@ -79,8 +79,13 @@ impl Identity {
             IdentityKind::PHONE => normalise_phone(value)?,
             _ => value.to_owned(),
         };
-        if value.is_empty() {
+        if value.trim().is_empty() {
             return Err("an identity value cannot be empty".into());
+        }
+        if limits.is_blocked(&value) {
+            return Err(format!(
+                "`{value}` is a placeholder, not an identifier: it is on the block list of junk values (limits.blocked_identity_values)"
+            ));
         }
         if value.len() > limits.max_identity_length {
             return Err(format!(
@@ -212,6 +217,30 @@ mod tests {
         assert!(parse("UserId", "u1").is_err());
         assert!(parse("1abc", "u1").is_err());
         assert!(parse("account:", "u1").is_err());
+    }
+
+    #[test]
+    fn junk_placeholders_are_refused_whatever_their_case() {
+        for junk in [
+            "null",
+            "Undefined",
+            " NULL ",
+            "0",
+            "anonymous",
+            "Guest",
+            "none",
+            "NaN",
+            "[object Object]",
+            "   ",
+        ] {
+            assert!(parse("anonymous_id", junk).is_err(), "{junk:?} accepted");
+        }
+        assert!(parse("user_id", "00").is_ok());
+        let open = Limits {
+            blocked_identity_values: vec![],
+            ..Limits::default()
+        };
+        assert!(Identity::parse("user_id", "0", &open).is_ok());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_identities: usize,
     /// Longest identity value, in bytes.
     pub max_identity_length: usize,
+    /// Identity values refused as junk (compared trimmed and case-insensitively): the
+    /// placeholders that buggy clients send and that would otherwise join unrelated people.
+    pub blocked_identity_values: Vec<String>,
 }
 
 impl Default for Limits {
@@ -35,11 +38,31 @@ impl Default for Limits {
             max_string_length: 64 * 1024,
             max_identities: 100,
             max_identity_length: 1024,
+            blocked_identity_values: [
+                "null",
+                "undefined",
+                "0",
+                "anonymous",
+                "guest",
+                "none",
+                "nan",
+                "[object Object]",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         }
     }
 }
 
 impl Limits {
+    /// Whether an identity value is on the block list.
+    pub fn is_blocked(&self, value: &str) -> bool {
+        let value = value.trim();
+        self.blocked_identity_values
+            .iter()
+            .any(|b| b.trim().eq_ignore_ascii_case(value))
+    }
+
     /// The deepest nesting any configuration may allow: JSON parsers (serde_json's included)
     /// refuse documents nested deeper than 128, so stored properties must stay well below.
     pub const MAX_DEPTH: usize = 100;

@@ -301,13 +301,43 @@ async fn the_change_log_needs_a_read_scope_and_stays_in_its_workspace() {
 #[tokio::test]
 async fn as_of_rebuilds_the_profile_as_it_was_after_each_write() {
     let app = TestApp::start().await;
-    let mut states = vec![app.upsert(&app.admin, json!({"identities": {"user_id": "t"}, "set": {"plan": "free", "prefs": {"a": 1}}})).await.body];
+    let mut states = vec![
+        app.upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "t"}, "set": {"plan": "free", "prefs": {"a": 1}}}),
+        )
+        .await
+        .body,
+    ];
     let id = states[0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/profiles/{id}");
     states.push(app.upsert(&app.admin, json!({"identities": {"user_id": "t", "email": "t@example.com"}, "set": {"plan": "pro"}})).await.body);
-    states.push(app.raw(Method::PATCH, &path, &app.admin, "application/merge-patch+json", r#"{"prefs": {"b": 2}, "plan": null}"#).await.body);
-    states.push(app.delete(&format!("{path}/identities/user_id/t"), &app.admin).await.body);
-    states.push(app.call(Method::PUT, &format!("{path}/properties"), Some(&app.admin), Some(json!({"fresh": true}))).await.body);
+    states.push(
+        app.raw(
+            Method::PATCH,
+            &path,
+            &app.admin,
+            "application/merge-patch+json",
+            r#"{"prefs": {"b": 2}, "plan": null}"#,
+        )
+        .await
+        .body,
+    );
+    states.push(
+        app.delete(&format!("{path}/identities/user_id/t"), &app.admin)
+            .await
+            .body,
+    );
+    states.push(
+        app.call(
+            Method::PUT,
+            &format!("{path}/properties"),
+            Some(&app.admin),
+            Some(json!({"fresh": true})),
+        )
+        .await
+        .body,
+    );
 
     for (i, state) in states.iter().enumerate() {
         let at = state["updated_at"].as_str().unwrap();
@@ -315,8 +345,22 @@ async fn as_of_rebuilds_the_profile_as_it_was_after_each_write() {
         assert_eq!(rebuilt.status, 200, "{}", rebuilt.body);
         assert_eq!(&rebuilt.body, state, "state after write {i}");
     }
-    let created = states[0]["created_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
-    let before_creation = created.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap();
-    assert_problem(&app.get(&format!("{path}?as_of={before_creation}"), &app.admin).await, 404);
-    assert_problem(&app.get(&format!("{path}?as_of=yesterday"), &app.admin).await, 422);
+    let created = states[0]["created_at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    let before_creation = created
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    assert_problem(
+        &app.get(&format!("{path}?as_of={before_creation}"), &app.admin)
+            .await,
+        404,
+    );
+    assert_problem(
+        &app.get(&format!("{path}?as_of=yesterday"), &app.admin)
+            .await,
+        422,
+    );
 }

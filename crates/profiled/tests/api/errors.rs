@@ -168,6 +168,36 @@ async fn increment_on_a_string_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn junk_identifiers_are_refused_and_change_nothing() {
+    let app = TestApp::start().await;
+    for junk in ["undefined", "null", "0", "[object Object]", "Guest"] {
+        let reply = app
+            .upsert(
+                &app.admin,
+                json!({"identities": {"anonymous_id": junk}, "set": {"a": 1}}),
+            )
+            .await;
+        assert_problem(&reply, 422);
+        assert_eq!(
+            reply.violation_pointers(),
+            ["/identities/anonymous_id"],
+            "{junk}"
+        );
+    }
+    assert_eq!(
+        app.post("/v1/profiles/count", &app.admin, json!({}))
+            .await
+            .body["count"],
+        0
+    );
+    assert_problem(
+        &app.get("/v1/profiles/by/anonymous_id/undefined", &app.admin)
+            .await,
+        422,
+    );
+}
+
+#[tokio::test]
 async fn every_limit_is_enforced_with_a_4xx() {
     let limits = Limits {
         max_body_bytes: 4096,
@@ -177,6 +207,7 @@ async fn every_limit_is_enforced_with_a_4xx() {
         max_string_length: 20,
         max_identities: 2,
         max_identity_length: 30,
+        blocked_identity_values: vec!["nobody".into()],
     };
     let app = TestApp::start_with(limits).await;
     let id_of = |body: &serde_json::Value| body["id"].as_str().unwrap().to_owned();
@@ -222,6 +253,10 @@ async fn every_limit_is_enforced_with_a_4xx() {
         ),
         (
             json!({"identities": {"user_id": "x".repeat(31)}}),
+            "/identities/user_id",
+        ),
+        (
+            json!({"identities": {"user_id": "NoBody"}}),
             "/identities/user_id",
         ),
     ] {
