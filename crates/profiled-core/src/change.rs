@@ -15,6 +15,8 @@ pub enum Operation {
     Update,
     AddIdentities,
     RemoveIdentity,
+    /// Other profiles were merged into this one.
+    Merge,
     /// The profile was deleted; the entry carries no values, and the profile's earlier entries
     /// are gone with it.
     Delete,
@@ -27,6 +29,7 @@ impl Operation {
             Operation::Update => "update",
             Operation::AddIdentities => "add_identities",
             Operation::RemoveIdentity => "remove_identity",
+            Operation::Merge => "merge",
             Operation::Delete => "delete",
         }
     }
@@ -37,6 +40,7 @@ impl Operation {
             Self::Update,
             Self::AddIdentities,
             Self::RemoveIdentity,
+            Self::Merge,
             Self::Delete,
         ]
         .into_iter()

@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod identity;
 pub mod limits;
+pub mod merge;
 pub mod ops;
 pub mod path;
 pub mod profile;

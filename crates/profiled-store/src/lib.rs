@@ -15,7 +15,7 @@ use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
-pub use records::{ApiKeyRecord, Workspace};
+pub use records::{ApiKeyRecord, MergeRecord, Workspace};
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -76,6 +76,8 @@ pub trait Store: Send + Sync + 'static {
     async fn drop_index(&self, ws: WorkspaceId, field: &Field) -> Result<bool>;
     async fn property_indexes(&self, ws: WorkspaceId) -> Result<Vec<PropertyIndex>>;
 
+    /// The profile an absorbed profile id now belongs to.
+    async fn survivor_of(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>>;
     /// A profile's change log, newest first; entries older than `before` when given.
     async fn history(
         &self,
@@ -127,6 +129,11 @@ pub trait ProfileTx: Send {
         id: &ProfileId,
         identity: &Identity,
     ) -> Result<bool>;
+    /// Records a merge into `merge.survivor` (whose row the caller updates): moves the absorbed
+    /// profiles' identities to it, removes their rows, and points their ids at it.
+    async fn record_merge(&mut self, ws: WorkspaceId, merge: &MergeRecord<'_>) -> Result<()>;
+    /// The profile an absorbed profile id now belongs to.
+    async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>>;
     /// Appends a change log entry; returns its sequence number.
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64>;
     /// Deletes a profile with its identities and change log entries; false when it did not exist.

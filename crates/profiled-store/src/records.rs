@@ -35,3 +35,16 @@ impl std::fmt::Debug for ApiKeyRecord {
             .finish_non_exhaustive()
     }
 }
+
+/// A merge about to be recorded.
+#[derive(Debug, Clone)]
+pub struct MergeRecord<'a> {
+    pub id: &'a str,
+    pub survivor: &'a profiled_core::ProfileId,
+    /// The absorbed profiles as they were before the merge.
+    pub absorbed: &'a [profiled_core::Profile],
+    /// `properties.<key>` → the absorbed profile a value came from.
+    pub sources: serde_json::Map<String, serde_json::Value>,
+    pub at: Timestamp,
+    pub actor: &'a str,
+}

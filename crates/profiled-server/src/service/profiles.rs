@@ -2,10 +2,11 @@
 
 use jiff::Timestamp;
 use profiled_core::change::{NewChange, Operation, diff};
+use profiled_core::merge::merge;
 use profiled_core::ops::merge_patch;
 use profiled_core::profile::to_micros;
 use profiled_core::{Identity, Profile, ProfileId, PropertyOps, Violation, WorkspaceId};
-use profiled_store::ProfileTx;
+use profiled_store::{MergeRecord, ProfileTx};
 use rand::Rng;
 use serde_json::{Map, Value};
 
@@ -116,22 +117,8 @@ impl Service {
         }
         let mut tx = self.store.begin().await?;
         let mut owners = tx.profiles_by_identities(ws, &request.identities).await?;
-        if let [first, second, ..] = owners.as_slice() {
-            let named = |p: &Profile| {
-                request
-                    .identities
-                    .iter()
-                    .find(|i| p.identities.contains(i))
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            };
-            return Err(ServiceError::Conflict(format!(
-                "identities {} and {} belong to different profiles ({} and {}); profiles are not merged by an upsert",
-                named(first),
-                named(second),
-                first.id,
-                second.id
-            )));
+        if owners.len() > 1 {
+            owners = vec![self.merge_owners(&mut *tx, ws, ctx, owners).await?];
         }
         let written = match owners.pop() {
             None => {
@@ -160,6 +147,7 @@ impl Service {
                 }
             }
             Some(mut profile) => {
+                refuse_second_user_id(&profile, &request.identities)?;
                 let properties = request.ops.apply(&profile.properties, "")?;
                 let new_identities: Vec<Identity> = request
                     .identities
@@ -190,11 +178,59 @@ impl Service {
         Ok(written)
     }
 
+    /// The profile with this id — or, if it was merged into another, the survivor.
     pub async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Profile> {
-        self.store
-            .profile(ws, id)
-            .await?
-            .ok_or_else(|| not_found(id))
+        if let Some(profile) = self.store.profile(ws, id).await? {
+            return Ok(profile);
+        }
+        match self.store.survivor_of(ws, id).await? {
+            Some(survivor) => self
+                .store
+                .profile(ws, &survivor)
+                .await?
+                .ok_or_else(|| not_found(id)),
+            None => Err(not_found(id)),
+        }
+    }
+
+    /// Merges the profiles an upsert's identities lead to, by the rules of
+    /// [`profiled_core::merge`]; returns the survivor as stored.
+    async fn merge_owners(
+        &self,
+        tx: &mut dyn ProfileTx,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        owners: Vec<Profile>,
+    ) -> Result<Profile> {
+        let originals = owners.clone();
+        let merged = merge(owners, now()).map_err(|refused| ServiceError::Conflict(refused.0))?;
+        self.check(&merged.survivor)?;
+        let before = originals
+            .iter()
+            .find(|p| p.id == merged.survivor.id)
+            .expect("the survivor is one of them");
+        let merge_id = uuid::Uuid::now_v7().to_string();
+        tx.record_merge(
+            ws,
+            &MergeRecord {
+                id: &merge_id,
+                survivor: &merged.survivor.id,
+                absorbed: &merged.absorbed,
+                sources: merged.sources.clone(),
+                at: merged.survivor.updated_at,
+                actor: &ctx.actor,
+            },
+        )
+        .await?;
+        tx.update_profile(ws, &merged.survivor).await?;
+        let entry = ctx.entry(
+            &merged.survivor.id,
+            merged.survivor.updated_at,
+            Operation::Merge,
+            diff(Some(before), &merged.survivor),
+        );
+        tx.append_change(ws, &entry).await?;
+        Ok(merged.survivor)
     }
 
     pub async fn profile_by_identity(
@@ -287,6 +323,7 @@ impl Service {
     ) -> Result<Profile> {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        let id = &profile.id.clone();
         if !tx.delete_identity(ws, id, identity).await? {
             return Err(ServiceError::NotFound(format!(
                 "identity {identity} on profile `{id}`"
@@ -317,7 +354,10 @@ impl Service {
         precondition: Option<Precondition>,
     ) -> Result<()> {
         let mut tx = self.store.begin().await?;
-        self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        let id = &self
+            .locked(&mut *tx, ws, id, precondition.as_ref())
+            .await?
+            .id;
         tx.delete_profile(ws, id).await?;
         // Only the fact remains: the profile's earlier entries went with it, and this one holds
         // no values.
@@ -335,7 +375,17 @@ impl Service {
         id: &ProfileId,
         precondition: Option<&Precondition>,
     ) -> Result<Profile> {
-        let profile = tx.profile(ws, id).await?.ok_or_else(|| not_found(id))?;
+        let profile = match tx.profile(ws, id).await? {
+            Some(profile) => profile,
+            // An absorbed id writes to its survivor.
+            None => match tx.survivor_of(ws, id).await? {
+                Some(survivor) => tx
+                    .profile(ws, &survivor)
+                    .await?
+                    .ok_or_else(|| not_found(id))?,
+                None => return Err(not_found(id)),
+            },
+        };
         if let Some(precondition) = precondition {
             precondition.check(&profile)?;
         }
@@ -393,6 +443,21 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// An upsert that would give a known user a second, different `user_id` joins two known users:
+/// like merging them, it is refused.
+fn refuse_second_user_id(profile: &Profile, identities: &[Identity]) -> Result<()> {
+    let user_id = |i: &&Identity| i.kind.as_str() == profiled_core::IdentityKind::USER_ID;
+    if let Some(mine) = profile.identities.iter().find(user_id)
+        && let Some(theirs) = identities.iter().filter(user_id).find(|i| *i != mine)
+    {
+        return Err(ServiceError::Conflict(format!(
+            "profile `{}` belongs to {mine}; {theirs} is a different known user, and known users are never joined",
+            profile.id
+        )));
+    }
+    Ok(())
 }
 
 fn new_profile_id() -> ProfileId {

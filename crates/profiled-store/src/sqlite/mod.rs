@@ -8,6 +8,7 @@
 mod changes;
 mod filter;
 mod group_commit;
+mod merges;
 mod profiles;
 mod records;
 mod search;
@@ -28,8 +29,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError,
-    Workspace,
+    ApiKeyRecord, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store,
+    StoreError, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -152,6 +153,7 @@ fn migrator() -> Migrator {
             include_str!("migrations/0002_property_indexes.sql"),
         ),
         migration(3, "change log", include_str!("migrations/0003_changes.sql")),
+        migration(4, "merges", include_str!("migrations/0004_merges.sql")),
     ]);
     migrator.set_locking(false);
     migrator
@@ -265,6 +267,11 @@ impl Store for SqliteStore {
         search::property_indexes(&mut conn, ws).await
     }
 
+    async fn survivor_of(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
+        let mut conn = self.reader.acquire().await?;
+        merges::survivor_of(&mut conn, ws, id).await
+    }
+
     async fn history(
         &self,
         ws: WorkspaceId,
@@ -340,12 +347,21 @@ impl ProfileTx for SqliteTx {
         profiles::delete_identity(self.slot.conn(), ws, id, identity).await
     }
 
+    async fn record_merge(&mut self, ws: WorkspaceId, merge: &MergeRecord<'_>) -> Result<()> {
+        merges::record(self.slot.conn(), ws, merge).await
+    }
+
+    async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
+        merges::survivor_of(self.slot.conn(), ws, id).await
+    }
+
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64> {
         changes::append(self.slot.conn(), ws, change).await
     }
 
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
         changes::forget_profile(self.slot.conn(), ws, id).await?;
+        merges::forget_survivor(self.slot.conn(), ws, id).await?;
         profiles::delete(self.slot.conn(), ws, id).await
     }
 

@@ -101,10 +101,11 @@ pub(super) async fn update(
     profile: &Profile,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE profiles SET properties = ?, computed = ?, updated_at = ?, version = ? WHERE workspace_id = ? AND id = ?",
+        "UPDATE profiles SET properties = ?, computed = ?, created_at = ?, updated_at = ?, version = ? WHERE workspace_id = ? AND id = ?",
     )
     .bind(to_json(&profile.properties))
     .bind(to_json(&profile.computed))
+    .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
     .bind(ws.0)

@@ -10,5 +10,6 @@ mod concurrency;
 mod docs;
 mod durability;
 mod errors;
+mod merges;
 mod profiles;
 mod search;

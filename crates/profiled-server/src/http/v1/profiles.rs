@@ -205,8 +205,9 @@ pub async fn get_profile(
     Query(params): Query<GetParams>,
 ) -> Result<Response, ApiError> {
     let ws = caller.read()?;
+    let requested = ProfileId(id.clone());
     let profile = match params.as_of {
-        None => state.service.profile(ws, &ProfileId(id)).await?,
+        None => state.service.profile(ws, &requested).await?,
         Some(text) => {
             let at = text.parse::<jiff::Timestamp>().map_err(|_| {
                 ApiError::invalid(
@@ -217,7 +218,17 @@ pub async fn get_profile(
             state.service.profile_as_of(ws, &ProfileId(id), at).await?
         }
     };
-    Ok(written(&caller, StatusCode::OK, profile))
+    // An id merged into another answers with the survivor, and says where it lives now.
+    let moved = (profile.id != requested).then(|| profile.id.clone());
+    let mut response = written(&caller, StatusCode::OK, profile);
+    if let Some(survivor) = moved {
+        let location = HeaderValue::from_str(&format!("/v1/profiles/{survivor}"))
+            .expect("ids are header-safe");
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LOCATION, location);
+    }
+    Ok(response)
 }
 
 #[utoipa::path(
