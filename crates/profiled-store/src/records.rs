@@ -41,6 +41,8 @@ impl std::fmt::Debug for ApiKeyRecord {
 pub struct MergeRecord<'a> {
     pub id: &'a str,
     pub survivor: &'a profiled_core::ProfileId,
+    /// The survivor as it was before the merge.
+    pub survivor_before: &'a profiled_core::Profile,
     /// The absorbed profiles as they were before the merge.
     pub absorbed: &'a [profiled_core::Profile],
     /// `properties.<key>` → the absorbed profile a value came from.

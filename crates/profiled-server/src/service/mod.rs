@@ -4,6 +4,7 @@
 mod access;
 pub mod changes;
 mod key_cache;
+mod merges;
 mod profiles;
 pub mod search;
 
@@ -13,6 +14,7 @@ use profiled_core::{DomainError, Limits, Violation};
 use profiled_store::{Store, StoreError};
 
 pub use access::{ApiKeyToken, IssuedKey};
+pub use merges::MergeOutcome;
 pub use profiles::{Change, Precondition, Upsert, WriteContext, Written};
 pub use search::{Page, Search};
 

@@ -36,6 +36,14 @@ pub enum Change {
     Replace(Map<String, Value>),
 }
 
+/// A merge decided but not yet written.
+pub struct PlannedMerge {
+    pub id: String,
+    pub merged: profiled_core::merge::Merged,
+    /// The survivor as it was before the merge (kept for undo).
+    pub survivor_before: Profile,
+}
+
 /// New properties and identities for a profile, and what to log the change as.
 struct Edit {
     operation: Operation,
@@ -202,19 +210,42 @@ impl Service {
         ctx: &WriteContext,
         owners: Vec<Profile>,
     ) -> Result<Profile> {
-        let originals = owners.clone();
-        let merged = merge(owners, now()).map_err(|refused| ServiceError::Conflict(refused.0))?;
+        let merged = self.plan_merge(owners)?;
+        self.record_merge(tx, ws, ctx, &merged).await?;
+        Ok(merged.merged.survivor)
+    }
+
+    /// Applies the merge rules; nothing is written.
+    pub(super) fn plan_merge(&self, profiles: Vec<Profile>) -> Result<PlannedMerge> {
+        let originals = profiles.clone();
+        let merged = merge(profiles, now()).map_err(|refused| ServiceError::Conflict(refused.0))?;
         self.check(&merged.survivor)?;
-        let before = originals
-            .iter()
+        let survivor_before = originals
+            .into_iter()
             .find(|p| p.id == merged.survivor.id)
             .expect("the survivor is one of them");
-        let merge_id = uuid::Uuid::now_v7().to_string();
+        Ok(PlannedMerge {
+            id: uuid::Uuid::now_v7().to_string(),
+            merged,
+            survivor_before,
+        })
+    }
+
+    /// Writes a planned merge: the record, the survivor, and its change log entry.
+    pub(super) async fn record_merge(
+        &self,
+        tx: &mut dyn ProfileTx,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        plan: &PlannedMerge,
+    ) -> Result<()> {
+        let merged = &plan.merged;
         tx.record_merge(
             ws,
             &MergeRecord {
-                id: &merge_id,
+                id: &plan.id,
                 survivor: &merged.survivor.id,
+                survivor_before: &plan.survivor_before,
                 absorbed: &merged.absorbed,
                 sources: merged.sources.clone(),
                 at: merged.survivor.updated_at,
@@ -227,10 +258,10 @@ impl Service {
             &merged.survivor.id,
             merged.survivor.updated_at,
             Operation::Merge,
-            diff(Some(before), &merged.survivor),
+            diff(Some(&plan.survivor_before), &merged.survivor),
         );
         tx.append_change(ws, &entry).await?;
-        Ok(merged.survivor)
+        Ok(())
     }
 
     pub async fn profile_by_identity(
@@ -368,7 +399,7 @@ impl Service {
         Ok(())
     }
 
-    async fn locked(
+    pub(super) async fn locked(
         &self,
         tx: &mut dyn ProfileTx,
         ws: WorkspaceId,

@@ -29,10 +29,13 @@ pub(super) async fn record(
     merge: &MergeRecord<'_>,
 ) -> Result<()> {
     let absorbed: Vec<Value> = merge.absorbed.iter().map(snapshot).collect();
-    sqlx::query("INSERT INTO merges (workspace_id, id, survivor_id, absorbed, sources, at, actor) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query(
+        "INSERT INTO merges (workspace_id, id, survivor_id, survivor_before, absorbed, sources, at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
         .bind(ws.0)
         .bind(merge.id)
         .bind(&merge.survivor.0)
+        .bind(snapshot(merge.survivor_before).to_string())
         .bind(Value::Array(absorbed).to_string())
         .bind(Value::Object(merge.sources.clone()).to_string())
         .bind(micros(merge.at))

@@ -210,3 +210,38 @@ async fn concurrent_joins_from_every_side_leave_one_profile_and_lose_no_property
     );
     assert_eq!(profile.body["identities"].as_array().unwrap().len(), 12);
 }
+
+#[tokio::test]
+async fn an_explicit_merge_follows_the_rules_and_a_dry_run_writes_nothing() {
+    let app = TestApp::start().await;
+    let a = app.upsert(&app.admin, json!({"identities": {"anonymous_id": "x"}, "set": {"a": 1, "shared": "anon"}})).await;
+    let b = app.upsert(&app.admin, json!({"identities": {"user_id": "known"}, "set": {"shared": "known"}})).await;
+    let (a_id, b_id) = (a.body["id"].as_str().unwrap().to_owned(), b.body["id"].as_str().unwrap().to_owned());
+
+    let dry = app.post(&format!("/v1/profiles/{a_id}/merge?dry_run=true"), &app.admin, json!({"profile_ids": [b_id]})).await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(dry.body["dry_run"], true);
+    assert!(dry.body["id"].is_null());
+    assert_eq!(dry.body["survivor"]["id"], b_id.as_str(), "the known user survives even when named second");
+    assert_eq!(dry.body["survivor"]["properties"], json!({"a": 1, "shared": "known"}));
+    assert_eq!(dry.body["absorbed_ids"], json!([a_id]));
+    assert_eq!(dry.body["sources"], json!({"properties.a": a_id}));
+    assert_eq!(count(&app).await, 2, "a dry run writes nothing");
+    assert_eq!(app.get(&format!("/v1/profiles/{a_id}"), &app.admin).await.body, a.body);
+
+    let done = app.post(&format!("/v1/profiles/{a_id}/merge"), &app.admin, json!({"profile_ids": [b_id]})).await;
+    assert_eq!(done.status, 200);
+    assert!(done.body["id"].is_string());
+    assert_eq!(done.body["survivor"]["properties"], dry.body["survivor"]["properties"]);
+    assert_eq!(count(&app).await, 1);
+    let again = app.post(&format!("/v1/profiles/{a_id}/merge"), &app.admin, json!({"profile_ids": [b_id]})).await;
+    assert_problem(&again, 422);
+
+    let c = app.upsert(&app.admin, json!({"identities": {"user_id": "other"}})).await;
+    let c_id = c.body["id"].as_str().unwrap();
+    assert_problem(&app.post(&format!("/v1/profiles/{b_id}/merge"), &app.admin, json!({"profile_ids": [c_id]})).await, 409);
+    assert_problem(&app.post(&format!("/v1/profiles/{b_id}/merge"), &app.admin, json!({"profile_ids": ["nope"]})).await, 404);
+    assert_problem(&app.post(&format!("/v1/profiles/{b_id}/merge"), &app.admin, json!({"profile_ids": []})).await, 422);
+    let write_only = app.key(profiled_core::Scope::Write).await;
+    assert_problem(&app.post(&format!("/v1/profiles/{b_id}/merge"), &write_only, json!({"profile_ids": [c_id]})).await, 403);
+}

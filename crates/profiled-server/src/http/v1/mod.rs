@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod indexes;
 pub mod keys;
+pub mod merges;
 pub mod profiles;
 pub mod search;
 pub mod workspaces;

@@ -4,10 +4,12 @@ CREATE TABLE merges (
     workspace_id INTEGER NOT NULL,
     id           TEXT    NOT NULL,
     survivor_id  TEXT    NOT NULL,
+    survivor_before TEXT NOT NULL,
     absorbed     TEXT    NOT NULL,
     sources      TEXT    NOT NULL,
     at           INTEGER NOT NULL,
     actor        TEXT    NOT NULL,
+    undone_at    INTEGER,
     PRIMARY KEY (workspace_id, id)
 );
 
