@@ -17,6 +17,8 @@ pub enum Operation {
     RemoveIdentity,
     /// Other profiles were merged into this one.
     Merge,
+    /// A merge was undone: the absorbed profile is back, or the survivor gave back what it took.
+    Unmerge,
     /// The profile was deleted; the entry carries no values, and the profile's earlier entries
     /// are gone with it.
     Delete,
@@ -30,6 +32,7 @@ impl Operation {
             Operation::AddIdentities => "add_identities",
             Operation::RemoveIdentity => "remove_identity",
             Operation::Merge => "merge",
+            Operation::Unmerge => "unmerge",
             Operation::Delete => "delete",
         }
     }
@@ -41,6 +44,7 @@ impl Operation {
             Self::AddIdentities,
             Self::RemoveIdentity,
             Self::Merge,
+            Self::Unmerge,
             Self::Delete,
         ]
         .into_iter()

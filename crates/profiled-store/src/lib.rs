@@ -15,7 +15,7 @@ use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
-pub use records::{ApiKeyRecord, MergeRecord, Workspace};
+pub use records::{ApiKeyRecord, MergeRecord, StoredMerge, Workspace};
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -78,6 +78,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The profile an absorbed profile id now belongs to.
     async fn survivor_of(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>>;
+    /// The merges into a profile, newest first.
+    async fn merges_into(&self, ws: WorkspaceId, survivor: &ProfileId) -> Result<Vec<StoredMerge>>;
     /// A profile's change log, newest first; entries older than `before` when given.
     async fn history(
         &self,
@@ -134,6 +136,18 @@ pub trait ProfileTx: Send {
     async fn record_merge(&mut self, ws: WorkspaceId, merge: &MergeRecord<'_>) -> Result<()>;
     /// The profile an absorbed profile id now belongs to.
     async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>>;
+    /// A recorded merge, locked for undo.
+    async fn merge_record(&mut self, ws: WorkspaceId, id: &str) -> Result<Option<StoredMerge>>;
+    /// Marks a merge undone and unlinks the ids it absorbed.
+    async fn mark_merge_undone(&mut self, ws: WorkspaceId, id: &str, at: Timestamp) -> Result<()>;
+    /// Moves an identity between profiles; false when `from` does not carry it.
+    async fn move_identity(
+        &mut self,
+        ws: WorkspaceId,
+        identity: &Identity,
+        from: &ProfileId,
+        to: &ProfileId,
+    ) -> Result<bool>;
     /// Appends a change log entry; returns its sequence number.
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64>;
     /// Deletes a profile with its identities and change log entries; false when it did not exist.

@@ -50,3 +50,16 @@ pub struct MergeRecord<'a> {
     pub at: Timestamp,
     pub actor: &'a str,
 }
+
+/// A recorded merge, with the snapshots it keeps for undo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMerge {
+    pub id: String,
+    pub survivor: profiled_core::ProfileId,
+    pub survivor_before: profiled_core::Profile,
+    pub absorbed: Vec<profiled_core::Profile>,
+    pub sources: serde_json::Map<String, serde_json::Value>,
+    pub at: Timestamp,
+    pub actor: String,
+    pub undone_at: Option<Timestamp>,
+}

@@ -66,6 +66,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::search::search))
         .routes(routes!(v1::changes::history))
         .routes(routes!(v1::merges::merge))
+        .routes(routes!(v1::merges::list))
+        .routes(routes!(v1::merges::undo))
         .routes(routes!(v1::changes::feed))
         .routes(routes!(v1::search::count))
         .routes(routes!(v1::indexes::list, v1::indexes::declare))

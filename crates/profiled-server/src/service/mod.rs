@@ -14,7 +14,7 @@ use profiled_core::{DomainError, Limits, Violation};
 use profiled_store::{Store, StoreError};
 
 pub use access::{ApiKeyToken, IssuedKey};
-pub use merges::MergeOutcome;
+pub use merges::{MergeOutcome, Unmerged};
 pub use profiles::{Change, Precondition, Upsert, WriteContext, Written};
 pub use search::{Page, Search};
 

@@ -60,7 +60,7 @@ pub struct WriteContext {
 }
 
 impl WriteContext {
-    fn entry(
+    pub(super) fn entry(
         &self,
         id: &ProfileId,
         at: Timestamp,

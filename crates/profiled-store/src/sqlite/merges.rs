@@ -1,12 +1,13 @@
 //! Merge records and the absorbed-id → survivor map.
 
-use profiled_core::{Profile, ProfileId, WorkspaceId};
+use jiff::Timestamp;
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use serde_json::{Value, json};
-use sqlx::SqliteConnection;
+use sqlx::{Row, SqliteConnection};
 
-use super::micros;
-use crate::Result;
-use crate::records::MergeRecord;
+use super::{from_micros, micros};
+use crate::records::{MergeRecord, StoredMerge};
+use crate::{Result, StoreError};
 
 /// A profile as a JSON snapshot (kept for undo).
 fn snapshot(p: &Profile) -> Value {
@@ -22,7 +23,8 @@ fn snapshot(p: &Profile) -> Value {
 }
 
 /// Records a merge: the absorbed profiles' identities move to the survivor, their rows go,
-/// and their ids (and ids merged into them before) point at the survivor from now on.
+/// and their ids point at the survivor from now on (ids merged into them before follow the
+/// chain, so that undoing one merge only unlinks its own ids).
 pub(super) async fn record(
     conn: &mut SqliteConnection,
     ws: WorkspaceId,
@@ -56,14 +58,6 @@ pub(super) async fn record(
             .bind(&other.id.0)
             .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "UPDATE merged_ids SET survivor_id = ? WHERE workspace_id = ? AND survivor_id = ?",
-        )
-        .bind(&merge.survivor.0)
-        .bind(ws.0)
-        .bind(&other.id.0)
-        .execute(&mut *conn)
-        .await?;
         sqlx::query("INSERT INTO merged_ids (workspace_id, absorbed_id, survivor_id, merge_id) VALUES (?, ?, ?, ?)")
             .bind(ws.0)
             .bind(&other.id.0)
@@ -75,19 +69,162 @@ pub(super) async fn record(
     Ok(())
 }
 
+/// The live profile an absorbed id leads to, following merges of merges.
 pub(super) async fn survivor_of(
     conn: &mut SqliteConnection,
     ws: WorkspaceId,
     id: &ProfileId,
 ) -> Result<Option<ProfileId>> {
-    let survivor: Option<String> = sqlx::query_scalar(
-        "SELECT survivor_id FROM merged_ids WHERE workspace_id = ? AND absorbed_id = ?",
-    )
-    .bind(ws.0)
-    .bind(&id.0)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(survivor.map(ProfileId))
+    let mut current = id.clone();
+    let mut found = None;
+    // A chain is as long as the merges of merges; 64 steps is far beyond any real one.
+    for _ in 0..64 {
+        let next: Option<String> = sqlx::query_scalar(
+            "SELECT survivor_id FROM merged_ids WHERE workspace_id = ? AND absorbed_id = ?",
+        )
+        .bind(ws.0)
+        .bind(&current.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match next {
+            Some(next) => {
+                current = ProfileId(next);
+                found = Some(current.clone());
+            }
+            None => break,
+        }
+    }
+    Ok(found)
+}
+
+fn restore(value: &Value) -> Result<Profile> {
+    let corrupt = || StoreError::Corrupt("a merge snapshot does not decode".into());
+    let object = value.as_object().ok_or_else(corrupt)?;
+    let text = |key: &str| object.get(key).and_then(Value::as_str).ok_or_else(corrupt);
+    let number = |key: &str| object.get(key).and_then(Value::as_i64).ok_or_else(corrupt);
+    let map = |key: &str| {
+        object
+            .get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or_else(corrupt)
+    };
+    let identities = object
+        .get("identities")
+        .and_then(Value::as_array)
+        .ok_or_else(corrupt)?
+        .iter()
+        .map(|pair| match pair.as_array().map(Vec::as_slice) {
+            Some([Value::String(kind), Value::String(value)]) => {
+                Ok(Identity::new_unchecked(kind, value))
+            }
+            _ => Err(corrupt()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Profile {
+        id: ProfileId(text("id")?.to_owned()),
+        identities,
+        properties: map("properties")?,
+        computed: map("computed")?,
+        created_at: from_micros(number("created_at")?)?,
+        updated_at: from_micros(number("updated_at")?)?,
+        version: number("version")?,
+    })
+}
+
+/// A recorded merge, snapshots included.
+pub(super) async fn load(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: &str,
+) -> Result<Option<StoredMerge>> {
+    let Some(row) = sqlx::query("SELECT survivor_id, survivor_before, absorbed, sources, at, actor, undone_at FROM merges WHERE workspace_id = ? AND id = ?")
+        .bind(ws.0)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let json = |column: &str| -> Result<Value> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("merge {column}: {e}")))
+    };
+    let absorbed = match json("absorbed")? {
+        Value::Array(items) => items.iter().map(restore).collect::<Result<Vec<_>>>()?,
+        _ => return Err(StoreError::Corrupt("merge absorbed".into())),
+    };
+    Ok(Some(StoredMerge {
+        id: id.to_owned(),
+        survivor: ProfileId(row.try_get("survivor_id")?),
+        survivor_before: restore(&json("survivor_before")?)?,
+        absorbed,
+        sources: json("sources")?.as_object().cloned().unwrap_or_default(),
+        at: from_micros(row.try_get("at")?)?,
+        actor: row.try_get("actor")?,
+        undone_at: row
+            .try_get::<Option<i64>, _>("undone_at")?
+            .map(from_micros)
+            .transpose()?,
+    }))
+}
+
+/// The merges into a profile, newest first.
+pub(super) async fn into_profile(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    survivor: &ProfileId,
+) -> Result<Vec<StoredMerge>> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM merges WHERE workspace_id = ? AND survivor_id = ? ORDER BY at DESC, id DESC LIMIT 1000")
+        .bind(ws.0)
+        .bind(&survivor.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut merges = Vec::with_capacity(ids.len());
+    for id in ids {
+        merges.extend(load(conn, ws, &id).await?);
+    }
+    Ok(merges)
+}
+
+/// Marks a merge undone and unlinks the ids it absorbed.
+pub(super) async fn mark_undone(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: &str,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query("UPDATE merges SET undone_at = ? WHERE workspace_id = ? AND id = ?")
+        .bind(micros(at))
+        .bind(ws.0)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM merged_ids WHERE workspace_id = ? AND merge_id = ?")
+        .bind(ws.0)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves an identity from one profile to another; false when `from` does not carry it.
+pub(super) async fn move_identity(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    identity: &Identity,
+    from: &ProfileId,
+    to: &ProfileId,
+) -> Result<bool> {
+    let moved = sqlx::query("UPDATE identities SET profile_id = ? WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?")
+        .bind(&to.0)
+        .bind(ws.0)
+        .bind(identity.kind.as_str())
+        .bind(&identity.value)
+        .bind(&from.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved.rows_affected() > 0)
 }
 
 /// A deleted profile takes its merge trail with it.

@@ -30,7 +30,7 @@ use sqlx::sqlite::{
 
 use crate::{
     ApiKeyRecord, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store,
-    StoreError, Workspace,
+    StoreError, StoredMerge, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -272,6 +272,11 @@ impl Store for SqliteStore {
         merges::survivor_of(&mut conn, ws, id).await
     }
 
+    async fn merges_into(&self, ws: WorkspaceId, survivor: &ProfileId) -> Result<Vec<StoredMerge>> {
+        let mut conn = self.reader.acquire().await?;
+        merges::into_profile(&mut conn, ws, survivor).await
+    }
+
     async fn history(
         &self,
         ws: WorkspaceId,
@@ -353,6 +358,24 @@ impl ProfileTx for SqliteTx {
 
     async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
         merges::survivor_of(self.slot.conn(), ws, id).await
+    }
+
+    async fn merge_record(&mut self, ws: WorkspaceId, id: &str) -> Result<Option<StoredMerge>> {
+        merges::load(self.slot.conn(), ws, id).await
+    }
+
+    async fn mark_merge_undone(&mut self, ws: WorkspaceId, id: &str, at: Timestamp) -> Result<()> {
+        merges::mark_undone(self.slot.conn(), ws, id, at).await
+    }
+
+    async fn move_identity(
+        &mut self,
+        ws: WorkspaceId,
+        identity: &Identity,
+        from: &ProfileId,
+        to: &ProfileId,
+    ) -> Result<bool> {
+        merges::move_identity(self.slot.conn(), ws, identity, from, to).await
     }
 
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64> {

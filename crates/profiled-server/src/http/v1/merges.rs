@@ -12,7 +12,7 @@ use super::profiles::ProfileView;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller, OriginTag};
 use crate::http::problem::{ApiError, Problem};
-use crate::service::MergeOutcome;
+use crate::service::{MergeOutcome, Unmerged};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -100,4 +100,94 @@ pub async fn merge(
         StatusCode::OK,
         Json(MergeView::new(outcome, params.dry_run)),
     ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnmergeView {
+    /// The survivor after giving back what it took.
+    pub survivor: ProfileView,
+    /// The absorbed profiles, back as they were (with the writes since kept on the survivor).
+    pub restored: Vec<ProfileView>,
+}
+
+impl From<Unmerged> for UnmergeView {
+    fn from(u: Unmerged) -> Self {
+        Self {
+            survivor: u.survivor.into(),
+            restored: u.restored.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[utoipa::path(
+    post, path = "/v1/merges/{id}/undo", tag = "profiles",
+    params(("id" = String, Path, description = "The merge's id")),
+    responses(
+        (status = 200, body = UnmergeView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already undone, or the survivor is gone", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Undo a merge: the absorbed profiles return as they were; writes made since stay on the survivor.
+pub async fn undo(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: OriginTag,
+    Path(id): Path<String>,
+) -> Result<Json<UnmergeView>, ApiError> {
+    let ws = caller.write()?;
+    caller.read()?;
+    Ok(Json(
+        state
+            .service
+            .undo_merge(ws, &caller.context(origin), &id)
+            .await?
+            .into(),
+    ))
+}
+
+/// A merge into a profile (the absorbed profiles' contents are not shown).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeSummary {
+    pub id: String,
+    pub at: String,
+    pub actor: String,
+    pub absorbed_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undone_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeList {
+    /// Newest first.
+    pub merges: Vec<MergeSummary>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/profiles/{id}/merges", tag = "profiles",
+    params(("id" = String, Path)),
+    responses((status = 200, body = MergeList), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// The merges into a profile, newest first: what `POST /v1/merges/{id}/undo` takes.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MergeList>, ApiError> {
+    let ws = caller.read()?;
+    let merges = state.service.merges_into(ws, &ProfileId(id)).await?;
+    Ok(Json(MergeList {
+        merges: merges
+            .into_iter()
+            .map(|m| MergeSummary {
+                id: m.id,
+                at: m.at.to_string(),
+                actor: m.actor,
+                absorbed_ids: m.absorbed.into_iter().map(|p| p.id.0).collect(),
+                undone_at: m.undone_at.map(|t| t.to_string()),
+            })
+            .collect(),
+    }))
 }
