@@ -90,6 +90,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Change>>;
     /// The workspace's change feed: entries after `after`, oldest first.
     async fn changes(&self, ws: WorkspaceId, after: i64, limit: u32) -> Result<Vec<Change>>;
+    /// Deletes change log entries older than `before`, in every workspace.
+    async fn prune_changes(&self, before: Timestamp) -> Result<u64>;
 
     /// Starts a write transaction. Writes of one store are serialised (or, on a server
     /// database, row-locked) so that a read-modify-write inside it never loses an update.

@@ -35,7 +35,8 @@ pub async fn open_service(
                 })?,
         ),
     };
-    let service = Service::new(store, config.limits.clone());
+    let service =
+        Service::new(store, config.limits.clone()).with_retention(config.change_log.retention());
     let bootstrap_key = service
         .bootstrap(issue_first_key)
         .await

@@ -25,6 +25,21 @@ pub struct Config {
     pub log_level: String,
     pub sqlite: SqliteConfig,
     pub limits: Limits,
+    pub change_log: ChangeLogConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangeLogConfig {
+    /// Keep change log entries this many days; unset keeps everything.
+    pub retention_days: Option<u32>,
+}
+
+impl ChangeLogConfig {
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.retention_days
+            .map(|days| std::time::Duration::from_secs(u64::from(days) * 86_400))
+    }
 }
 
 impl Default for Config {
@@ -37,6 +52,7 @@ impl Default for Config {
             log_level: "info".into(),
             sqlite: SqliteConfig::default(),
             limits: Limits::default(),
+            change_log: ChangeLogConfig::default(),
         }
     }
 }
@@ -160,7 +176,8 @@ pub struct LimitOverrides {
     pub max_identity_length: Option<usize>,
 }
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "change_log",
     "listen",
     "data_dir",
     "database_url",
@@ -221,6 +238,11 @@ impl Config {
         }
         if l.max_depth > Limits::MAX_DEPTH {
             bail!("limits.max_depth is at most {}", Limits::MAX_DEPTH);
+        }
+        if self.change_log.retention_days == Some(0) {
+            bail!(
+                "change_log.retention_days must be at least 1 (leave it unset to keep everything)"
+            );
         }
         if self.sqlite.read_connections == 0 {
             bail!("sqlite.read_connections must be at least 1");

@@ -16,6 +16,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             key.token.0
         );
     }
+    if config.change_log.retention().is_some() {
+        tokio::spawn(prune_changes(service.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -65,4 +68,17 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Prunes the change log to its retention at start and then every hour.
+async fn prune_changes(service: Arc<profiled_server::Service>) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match service.prune_changes().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "pruned the change log to its retention"),
+            Err(err) => tracing::error!(error = %err, "pruning the change log failed"),
+        }
+    }
 }

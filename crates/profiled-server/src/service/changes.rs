@@ -11,6 +11,20 @@ use super::{Result, Service, ServiceError};
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 impl Service {
+    /// Deletes change log entries older than the retention period, if one is set.
+    pub async fn prune_changes(&self) -> Result<u64> {
+        let Some(retention) = self.retention else {
+            return Ok(0);
+        };
+        let horizon = jiff::Timestamp::now().checked_sub(
+            jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX),
+        );
+        match horizon {
+            Ok(before) => Ok(self.store.prune_changes(before).await?),
+            Err(_) => Ok(0),
+        }
+    }
+
     /// A profile's changes, newest first; older than `before` when given.
     pub async fn history(
         &self,
@@ -65,6 +79,15 @@ impl Service {
             .profile(ws, id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("profile `{id}`")))?;
+        if let Some(retention) = self.retention
+            && jiff::Timestamp::now().duration_since(at)
+                > jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX)
+        {
+            return Err(ServiceError::Invalid(vec![profiled_core::Violation::new(
+                "/as_of",
+                "changes older than the change log's retention are pruned, so the profile cannot be rebuilt that far back",
+            )]));
+        }
         if at < profile.created_at {
             return Err(ServiceError::NotFound(format!(
                 "profile `{id}` at {at} (it was created at {})",

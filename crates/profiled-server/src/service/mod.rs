@@ -25,6 +25,8 @@ pub struct Service {
     keys: key_cache::KeyCache,
     /// Woken after every committed change, for long-polling feed readers.
     changed: tokio::sync::Notify,
+    /// How long change log entries are kept; `None` keeps them all.
+    retention: Option<std::time::Duration>,
 }
 
 impl Service {
@@ -34,7 +36,14 @@ impl Service {
             limits,
             keys: key_cache::KeyCache::default(),
             changed: tokio::sync::Notify::new(),
+            retention: None,
         }
+    }
+
+    /// Keeps change log entries only this long (see [`Service::prune_changes`]).
+    pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn limits(&self) -> &Limits {

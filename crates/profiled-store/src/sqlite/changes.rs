@@ -104,3 +104,13 @@ fn row(r: &SqliteRow) -> Result<Change> {
         },
     })
 }
+
+/// Deletes every workspace's entries older than `before`; returns how many went. Only old
+/// entries go, so a feed cursor stays valid: it continues at the next entry that remains.
+pub(super) async fn prune(conn: &mut SqliteConnection, before: jiff::Timestamp) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM changes WHERE at < ?")
+        .bind(micros(before))
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -293,6 +293,11 @@ impl Store for SqliteStore {
         changes::feed(&mut conn, ws, after, limit).await
     }
 
+    async fn prune_changes(&self, before: Timestamp) -> Result<u64> {
+        let mut conn = self.writer.acquire().await?;
+        changes::prune(&mut conn, before).await
+    }
+
     async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
         Ok(Box::new(SqliteTx {
             slot: self.profile_writes.begin().await?,

@@ -364,3 +364,53 @@ async fn as_of_rebuilds_the_profile_as_it_was_after_each_write() {
         422,
     );
 }
+
+#[tokio::test]
+async fn pruning_keeps_the_feed_cursor_valid_and_bounds_as_of() {
+    let app = TestApp::start_with_retention(std::time::Duration::from_millis(1500)).await;
+    let old = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "old"}, "set": {"a": 1}}),
+        )
+        .await;
+    let first = app.get("/v1/changes", &app.admin).await;
+    let cursor = first.body["next_after"].as_i64().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let fresh = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "fresh"}, "set": {"b": 1}}),
+        )
+        .await;
+
+    assert_eq!(
+        app.service.prune_changes().await.unwrap(),
+        1,
+        "only the entry past its retention goes"
+    );
+    let from_start = app.get("/v1/changes", &app.admin).await;
+    assert_eq!(operations(&from_start.body), ["create"]);
+    assert_eq!(
+        from_start.body["changes"][0]["profile_id"],
+        fresh.body["id"]
+    );
+    let resumed = app
+        .get(&format!("/v1/changes?after={cursor}"), &app.admin)
+        .await;
+    assert_eq!(
+        resumed.body["changes"], from_start.body["changes"],
+        "an old cursor continues at the next entry that remains"
+    );
+
+    let old_id = old.body["id"].as_str().unwrap();
+    let created = old.body["created_at"].as_str().unwrap();
+    assert_problem(
+        &app.get(
+            &format!("/v1/profiles/{old_id}?as_of={created}"),
+            &app.admin,
+        )
+        .await,
+        422,
+    );
+}

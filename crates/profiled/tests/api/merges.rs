@@ -329,36 +329,105 @@ async fn an_explicit_merge_follows_the_rules_and_a_dry_run_writes_nothing() {
 #[tokio::test]
 async fn undoing_a_merge_splits_the_profiles_back_and_keeps_later_writes() {
     let app = TestApp::start().await;
-    let anon = app.upsert(&app.admin, json!({"identities": {"anonymous_id": "x"}, "set": {"a": 1, "b": 1, "shared": "anon"}})).await;
-    let known = app.upsert(&app.admin, json!({"identities": {"user_id": "u"}, "set": {"shared": "known"}})).await;
-    let (anon_id, known_id) = (anon.body["id"].as_str().unwrap().to_owned(), known.body["id"].as_str().unwrap().to_owned());
-    app.upsert(&app.admin, json!({"identities": {"user_id": "u", "anonymous_id": "x"}})).await;
+    let anon = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"anonymous_id": "x"}, "set": {"a": 1, "b": 1, "shared": "anon"}}),
+        )
+        .await;
+    let known = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "u"}, "set": {"shared": "known"}}),
+        )
+        .await;
+    let (anon_id, known_id) = (
+        anon.body["id"].as_str().unwrap().to_owned(),
+        known.body["id"].as_str().unwrap().to_owned(),
+    );
+    app.upsert(
+        &app.admin,
+        json!({"identities": {"user_id": "u", "anonymous_id": "x"}}),
+    )
+    .await;
     // A write after the merge: it changes a value taken from the absorbed profile, and adds one.
-    app.upsert(&app.admin, json!({"identities": {"user_id": "u"}, "set": {"a": 99, "later": true}})).await;
+    app.upsert(
+        &app.admin,
+        json!({"identities": {"user_id": "u"}, "set": {"a": 99, "later": true}}),
+    )
+    .await;
 
-    let merges = app.get(&format!("/v1/profiles/{anon_id}/merges"), &app.admin).await;
+    let merges = app
+        .get(&format!("/v1/profiles/{anon_id}/merges"), &app.admin)
+        .await;
     assert_eq!(merges.status, 200, "{}", merges.body);
     assert_eq!(merges.body["merges"][0]["absorbed_ids"], json!([anon_id]));
     let merge_id = merges.body["merges"][0]["id"].as_str().unwrap().to_owned();
 
-    let undone = app.post(&format!("/v1/merges/{merge_id}/undo"), &app.admin, json!({})).await;
+    let undone = app
+        .post(
+            &format!("/v1/merges/{merge_id}/undo"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
     assert_eq!(undone.status, 200, "{}", undone.body);
     assert_eq!(undone.body["survivor"]["id"], known_id.as_str());
-    assert_eq!(undone.body["survivor"]["properties"], json!({"shared": "known", "a": 99, "later": true}), "later writes stay; untouched taken values go back");
-    assert_eq!(undone.body["survivor"]["created_at"], known.body["created_at"]);
+    assert_eq!(
+        undone.body["survivor"]["properties"],
+        json!({"shared": "known", "a": 99, "later": true}),
+        "later writes stay; untouched taken values go back"
+    );
+    assert_eq!(
+        undone.body["survivor"]["created_at"],
+        known.body["created_at"]
+    );
     assert_eq!(undone.body["restored"][0]["id"], anon_id.as_str());
-    assert_eq!(undone.body["restored"][0]["properties"], anon.body["properties"]);
+    assert_eq!(
+        undone.body["restored"][0]["properties"],
+        anon.body["properties"]
+    );
 
     assert_eq!(count(&app).await, 2);
-    let back = app.get(&format!("/v1/profiles/{anon_id}"), &app.admin).await;
+    let back = app
+        .get(&format!("/v1/profiles/{anon_id}"), &app.admin)
+        .await;
     assert_eq!(back.body["id"], anon_id.as_str());
-    assert!(back.header("content-location").is_none(), "the restored id is itself again");
-    assert_eq!(back.body["identities"], json!([{"kind": "anonymous_id", "value": "x"}]));
-    assert_eq!(app.get("/v1/profiles/by/anonymous_id/x", &app.admin).await.body["id"], anon_id.as_str());
-    assert_eq!(app.get("/v1/profiles/by/user_id/u", &app.admin).await.body["identities"], json!([{"kind": "user_id", "value": "u"}]));
+    assert!(
+        back.header("content-location").is_none(),
+        "the restored id is itself again"
+    );
+    assert_eq!(
+        back.body["identities"],
+        json!([{"kind": "anonymous_id", "value": "x"}])
+    );
+    assert_eq!(
+        app.get("/v1/profiles/by/anonymous_id/x", &app.admin)
+            .await
+            .body["id"],
+        anon_id.as_str()
+    );
+    assert_eq!(
+        app.get("/v1/profiles/by/user_id/u", &app.admin).await.body["identities"],
+        json!([{"kind": "user_id", "value": "u"}])
+    );
 
-    assert_problem(&app.post(&format!("/v1/merges/{merge_id}/undo"), &app.admin, json!({})).await, 409);
-    assert_problem(&app.post("/v1/merges/nope/undo", &app.admin, json!({})).await, 404);
-    let listed = app.get(&format!("/v1/profiles/{known_id}/merges"), &app.admin).await;
+    assert_problem(
+        &app.post(
+            &format!("/v1/merges/{merge_id}/undo"),
+            &app.admin,
+            json!({}),
+        )
+        .await,
+        409,
+    );
+    assert_problem(
+        &app.post("/v1/merges/nope/undo", &app.admin, json!({}))
+            .await,
+        404,
+    );
+    let listed = app
+        .get(&format!("/v1/profiles/{known_id}/merges"), &app.admin)
+        .await;
     assert!(listed.body["merges"][0]["undone_at"].is_string());
 }

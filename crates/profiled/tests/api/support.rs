@@ -56,8 +56,17 @@ impl TestApp {
     }
 
     pub async fn start_with(limits: Limits) -> Self {
+        Self::start_configured(limits, None).await
+    }
+
+    /// A server whose change log keeps entries only for `retention`.
+    pub async fn start_with_retention(retention: std::time::Duration) -> Self {
+        Self::start_configured(Limits::default(), Some(retention)).await
+    }
+
+    async fn start_configured(limits: Limits, retention: Option<std::time::Duration>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let (service, admin) = open(dir.path(), limits).await;
+        let (service, admin) = open(dir.path(), limits, retention).await;
         Self::serve(
             dir,
             service,
@@ -95,7 +104,7 @@ impl TestApp {
     /// Stops the server, closes the database and starts a new server on the same data.
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;
-        let (service, issued) = open(self.dir.path(), self.service.limits().clone()).await;
+        let (service, issued) = open(self.dir.path(), self.service.limits().clone(), None).await;
         assert!(issued.is_none(), "a restart never issues a new first key");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::serve(dir, service, self.admin.clone()).await
@@ -201,13 +210,17 @@ impl Drop for TestApp {
 
 /// Opens a data directory the way `profiled serve` does; returns the first admin key if
 /// one was issued.
-async fn open(dir: &Path, limits: Limits) -> (Arc<Service>, Option<String>) {
+async fn open(
+    dir: &Path,
+    limits: Limits,
+    retention: Option<std::time::Duration>,
+) -> (Arc<Service>, Option<String>) {
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open_dir(dir, &SqliteSettings::default())
             .await
             .expect("the store opens"),
     );
-    let service = Service::new(store, limits);
+    let service = Service::new(store, limits).with_retention(retention);
     let issued = service.bootstrap(true).await.expect("bootstrap");
     (Arc::new(service), issued.map(|k| k.token.0))
 }
