@@ -62,6 +62,33 @@ pub fn merge(mut profiles: Vec<Profile>, now: Timestamp) -> Result<Merged, Merge
     let absorbed = profiles;
 
     let mut sources = Map::new();
+    // `set_once` keys keep the value of the oldest profile that set them once.
+    let set_once: std::collections::BTreeSet<String> = std::iter::once(&survivor)
+        .chain(&absorbed)
+        .flat_map(|p| p.set_once.iter().cloned())
+        .collect();
+    let mut oldest_first: Vec<&Profile> = std::iter::once(&survivor).chain(&absorbed).collect();
+    oldest_first.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut kept = Vec::new();
+    for key in &set_once {
+        let origin = oldest_first.iter().find(|p| {
+            p.set_once.contains(key) && p.properties.get(key).is_some_and(|v| !v.is_null())
+        });
+        if let Some(origin) = origin {
+            kept.push((
+                key.clone(),
+                origin.properties[key].clone(),
+                origin.id.clone(),
+            ));
+        }
+    }
+    for (key, value, origin) in kept {
+        if origin != survivor.id {
+            sources.insert(format!("properties.{key}"), Value::String(origin.0.clone()));
+        }
+        survivor.properties.insert(key, value);
+    }
+    survivor.set_once = set_once;
     for other in &absorbed {
         for (key, value) in &other.properties {
             if !survivor.properties.contains_key(key) {
@@ -166,6 +193,40 @@ mod tests {
                 .clone()
         );
         assert_eq!(merged.absorbed[0].id.0, "anon");
+    }
+
+    #[test]
+    fn set_once_keys_keep_the_oldest_value() {
+        let mut anon = profile(
+            "anon",
+            0,
+            &[("anonymous_id", "a1")],
+            json!({"first_page": "/landing", "plan": "free"}),
+            json!({}),
+        );
+        anon.set_once.insert("first_page".into());
+        let mut known = profile(
+            "known",
+            5,
+            &[("user_id", "u1")],
+            json!({"first_page": "/pricing", "plan": "pro"}),
+            json!({}),
+        );
+        known.set_once.insert("first_page".into());
+        let merged = merge(vec![known, anon], at(9)).unwrap();
+        assert_eq!(merged.survivor.id.0, "known");
+        assert_eq!(
+            merged.survivor.properties["first_page"],
+            json!("/landing"),
+            "the oldest set_once value wins"
+        );
+        assert_eq!(
+            merged.survivor.properties["plan"],
+            json!("pro"),
+            "other keys: the survivor's value wins"
+        );
+        assert_eq!(merged.sources["properties.first_page"], json!("anon"));
+        assert!(merged.survivor.set_once.contains("first_page"));
     }
 
     #[test]

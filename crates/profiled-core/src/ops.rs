@@ -42,6 +42,24 @@ impl PropertyOps {
     pub const NAMES: [&'static str; 6] =
         ["set", "set_once", "unset", "increment", "append", "remove"];
 
+    /// The top-level keys this request's `set_once` filled, given the properties before and
+    /// after applying it (nested `set_once` paths are not tracked).
+    pub fn set_once_filled(
+        &self,
+        before: &Map<String, Value>,
+        after: &Map<String, Value>,
+    ) -> Vec<String> {
+        self.set_once
+            .keys()
+            .filter(|key| !key.contains('.') && !key.starts_with('/'))
+            .filter(|key| {
+                before.get(*key).is_none_or(Value::is_null)
+                    && after.get(*key).is_some_and(|v| !v.is_null())
+            })
+            .cloned()
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
             && self.set_once.is_empty()

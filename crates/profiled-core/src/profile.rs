@@ -36,6 +36,9 @@ pub struct Profile {
     pub updated_at: Timestamp,
     /// Increments on every change; served as the ETag.
     pub version: i64,
+    /// Top-level property keys whose value was written by `set_once`: across a merge they keep
+    /// the oldest profile's value.
+    pub set_once: std::collections::BTreeSet<String>,
 }
 
 impl Profile {
@@ -52,6 +55,7 @@ impl Profile {
             created_at: now,
             updated_at: now,
             version: 1,
+            set_once: Default::default(),
         }
     }
 

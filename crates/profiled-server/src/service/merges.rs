@@ -117,7 +117,12 @@ impl Service {
             survivor
                 .identities
                 .retain(|i| !profile.identities.contains(i));
-            give_back(&mut survivor, &profile, &record.sources);
+            give_back(
+                &mut survivor,
+                &record.survivor_before,
+                &profile,
+                &record.sources,
+            );
             tx.append_change(
                 ws,
                 &ctx.entry(&profile.id, now, Operation::Unmerge, diff(None, &profile)),
@@ -146,15 +151,25 @@ impl Service {
 }
 
 /// The survivor's side of an undo for one absorbed profile: taken values still as taken go
-/// back (changed ones are writes made since, and stay); added counters are subtracted.
-fn give_back(survivor: &mut Profile, absorbed: &Profile, sources: &Map<String, Value>) {
+/// back — to the survivor's own earlier value if it had one — while changed ones are writes
+/// made since, and stay; added counters are subtracted.
+fn give_back(
+    survivor: &mut Profile,
+    survivor_before: &Profile,
+    absorbed: &Profile,
+    sources: &Map<String, Value>,
+) {
     let taken_from_it =
         |key: &str| sources.get(key).and_then(Value::as_str) == Some(absorbed.id.0.as_str());
     for (key, value) in &absorbed.properties {
         if taken_from_it(&format!("properties.{key}"))
             && survivor.properties.get(key) == Some(value)
         {
-            survivor.properties.remove(key);
+            // A value the survivor had of its own (a set_once key the older profile won) comes back.
+            match survivor_before.properties.get(key) {
+                Some(own) => survivor.properties.insert(key.clone(), own.clone()),
+                None => survivor.properties.remove(key),
+            };
         }
     }
     for (key, value) in &absorbed.computed {

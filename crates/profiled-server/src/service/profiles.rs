@@ -49,6 +49,8 @@ struct Edit {
     operation: Operation,
     properties: Map<String, Value>,
     new_identities: Vec<Identity>,
+    /// Top-level keys this edit's `set_once` filled.
+    set_once_filled: Vec<String>,
 }
 
 /// Who writes, and the origin tag they set: recorded with every change.
@@ -137,6 +139,11 @@ impl Service {
                 );
                 profile.attach(request.identities.iter().cloned());
                 profile.properties = request.ops.apply(&profile.properties, "")?;
+                profile.set_once = request
+                    .ops
+                    .set_once_filled(&Map::new(), &profile.properties)
+                    .into_iter()
+                    .collect();
                 self.check(&profile)?;
                 tx.insert_profile(ws, &profile).await?;
                 tx.append_change(
@@ -157,6 +164,9 @@ impl Service {
             Some(mut profile) => {
                 refuse_second_user_id(&profile, &request.identities)?;
                 let properties = request.ops.apply(&profile.properties, "")?;
+                let set_once_filled = request
+                    .ops
+                    .set_once_filled(&profile.properties, &properties);
                 let new_identities: Vec<Identity> = request
                     .identities
                     .iter()
@@ -170,6 +180,7 @@ impl Service {
                     &mut profile,
                     Edit {
                         operation: Operation::Update,
+                        set_once_filled,
                         properties,
                         new_identities,
                     },
@@ -286,10 +297,14 @@ impl Service {
     ) -> Result<Profile> {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
-        let properties = match change {
-            Change::Ops(ops) => ops.apply(&profile.properties, "")?,
-            Change::MergePatch(patch) => merge_patch(&profile.properties, &patch)?,
-            Change::Replace(properties) => properties,
+        let (properties, set_once_filled) = match change {
+            Change::Ops(ops) => {
+                let properties = ops.apply(&profile.properties, "")?;
+                let filled = ops.set_once_filled(&profile.properties, &properties);
+                (properties, filled)
+            }
+            Change::MergePatch(patch) => (merge_patch(&profile.properties, &patch)?, Vec::new()),
+            Change::Replace(properties) => (properties, Vec::new()),
         };
         self.save(
             &mut *tx,
@@ -300,6 +315,7 @@ impl Service {
                 operation: Operation::Update,
                 properties,
                 new_identities: Vec::new(),
+                set_once_filled,
             },
         )
         .await?;
@@ -335,6 +351,7 @@ impl Service {
                 operation: Operation::AddIdentities,
                 properties,
                 new_identities,
+                set_once_filled: Vec::new(),
             },
         )
         .await?;
@@ -437,6 +454,7 @@ impl Service {
             operation,
             properties,
             new_identities,
+            set_once_filled,
         } = edit;
         if properties == profile.properties && new_identities.is_empty() {
             return Ok(());
@@ -444,6 +462,10 @@ impl Service {
         let before = profile.clone();
         let now = now();
         profile.properties = properties;
+        profile.set_once.extend(set_once_filled);
+        profile
+            .set_once
+            .retain(|key| profile.properties.contains_key(key));
         profile.attach(new_identities.iter().cloned());
         self.check(profile)?;
         for identity in &new_identities {

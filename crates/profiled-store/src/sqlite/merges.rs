@@ -19,6 +19,7 @@ fn snapshot(p: &Profile) -> Value {
         "created_at": micros(p.created_at),
         "updated_at": micros(p.updated_at),
         "version": p.version,
+        "set_once": p.set_once,
     })
 }
 
@@ -129,6 +130,10 @@ fn restore(value: &Value) -> Result<Profile> {
         created_at: from_micros(number("created_at")?)?,
         updated_at: from_micros(number("updated_at")?)?,
         version: number("version")?,
+        set_once: object
+            .get("set_once")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default(),
     })
 }
 

@@ -154,6 +154,11 @@ fn migrator() -> Migrator {
         ),
         migration(3, "change log", include_str!("migrations/0003_changes.sql")),
         migration(4, "merges", include_str!("migrations/0004_merges.sql")),
+        migration(
+            5,
+            "set_once keys",
+            include_str!("migrations/0005_set_once.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator

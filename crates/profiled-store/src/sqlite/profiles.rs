@@ -78,7 +78,7 @@ pub(super) async fn insert(
     profile: &Profile,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version, set_once) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(ws.0)
     .bind(&profile.id.0)
@@ -87,6 +87,7 @@ pub(super) async fn insert(
     .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
+    .bind(set_once_json(profile))
     .execute(&mut *conn)
     .await?;
     for identity in &profile.identities {
@@ -101,13 +102,14 @@ pub(super) async fn update(
     profile: &Profile,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE profiles SET properties = ?, computed = ?, created_at = ?, updated_at = ?, version = ? WHERE workspace_id = ? AND id = ?",
+        "UPDATE profiles SET properties = ?, computed = ?, created_at = ?, updated_at = ?, version = ?, set_once = ? WHERE workspace_id = ? AND id = ?",
     )
     .bind(to_json(&profile.properties))
     .bind(to_json(&profile.computed))
     .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
+    .bind(set_once_json(profile))
     .bind(ws.0)
     .bind(&profile.id.0)
     .execute(&mut *conn)
@@ -188,4 +190,8 @@ pub(super) fn json_object(text: String) -> Result<Map<String, Value>> {
 
 fn to_json(map: &Map<String, Value>) -> String {
     serde_json::to_string(map).expect("a JSON map always serialises")
+}
+
+fn set_once_json(profile: &Profile) -> String {
+    serde_json::to_string(&profile.set_once).expect("a set of strings serialises")
 }

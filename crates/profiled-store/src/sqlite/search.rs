@@ -20,7 +20,7 @@ const IDENTITIES: &str = "(SELECT json_group_array(json_array(kind, value)) FROM
 /// The columns every profile read selects, in the order [`profile_row`] decodes them.
 pub(super) fn profile_columns() -> String {
     format!(
-        "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, {IDENTITIES} AS identities"
+        "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, {IDENTITIES} AS identities"
     )
 }
 
@@ -40,6 +40,8 @@ pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
         created_at: from_micros(row.try_get("created_at")?)?,
         updated_at: from_micros(row.try_get("updated_at")?)?,
         version: row.try_get("version")?,
+        set_once: serde_json::from_str(&row.try_get::<String, _>("set_once")?)
+            .map_err(|e| StoreError::Corrupt(format!("set_once: {e}")))?,
     })
 }
 

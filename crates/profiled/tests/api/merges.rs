@@ -431,3 +431,57 @@ async fn undoing_a_merge_splits_the_profiles_back_and_keeps_later_writes() {
         .await;
     assert!(listed.body["merges"][0]["undone_at"].is_string());
 }
+
+#[tokio::test]
+async fn set_once_values_keep_the_oldest_across_a_merge() {
+    let app = TestApp::start().await;
+    app.upsert(&app.admin, json!({"identities": {"anonymous_id": "v"}, "set_once": {"first_page": "/landing"}, "set": {"plan": "free"}})).await;
+    app.upsert(&app.admin, json!({"identities": {"user_id": "w"}, "set_once": {"first_page": "/pricing"}, "set": {"plan": "pro"}})).await;
+    let joined = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "w", "anonymous_id": "v"}}),
+        )
+        .await;
+    assert_eq!(
+        joined.body["properties"]["first_page"], "/landing",
+        "the oldest set_once value wins"
+    );
+    assert_eq!(
+        joined.body["properties"]["plan"], "pro",
+        "for other keys the survivor's value wins"
+    );
+    // Still set-once afterwards.
+    let later = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "w"}, "set_once": {"first_page": "/other"}}),
+        )
+        .await;
+    assert_eq!(later.body["properties"]["first_page"], "/landing");
+
+    let survivor = joined.body["id"].as_str().unwrap();
+    let merge_id = app
+        .get(&format!("/v1/profiles/{survivor}/merges"), &app.admin)
+        .await
+        .body["merges"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let undone = app
+        .post(
+            &format!("/v1/merges/{merge_id}/undo"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+    assert_eq!(
+        undone.body["restored"][0]["properties"]["first_page"],
+        "/landing"
+    );
+    assert_eq!(
+        undone.body["survivor"]["properties"]["first_page"], "/pricing",
+        "the survivor's own value comes back"
+    );
+}
