@@ -362,6 +362,10 @@ async fn undoing_a_merge_splits_the_profiles_back_and_keeps_later_writes() {
         .await;
     assert_eq!(merges.status, 200, "{}", merges.body);
     assert_eq!(merges.body["merges"][0]["absorbed_ids"], json!([anon_id]));
+    assert_eq!(
+        merges.body["merges"][0]["sources"],
+        json!({"properties.a": anon_id, "properties.b": anon_id})
+    );
     let merge_id = merges.body["merges"][0]["id"].as_str().unwrap().to_owned();
 
     let undone = app

@@ -154,6 +154,9 @@ pub struct MergeSummary {
     pub at: String,
     pub actor: String,
     pub absorbed_ids: Vec<String>,
+    /// `properties.<key>` → the absorbed profile each value the survivor took came from.
+    #[schema(value_type = Object)]
+    pub sources: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undone_at: Option<String>,
 }
@@ -186,6 +189,7 @@ pub async fn list(
                 at: m.at.to_string(),
                 actor: m.actor,
                 absorbed_ids: m.absorbed.into_iter().map(|p| p.id.0).collect(),
+                sources: m.sources,
                 undone_at: m.undone_at.map(|t| t.to_string()),
             })
             .collect(),
