@@ -55,8 +55,7 @@ impl Service {
             return Ok(outcome);
         }
         self.record_merge(&mut *tx, ws, ctx, &plan).await?;
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         outcome.id = Some(plan.id);
         Ok(outcome)
     }
@@ -144,8 +143,7 @@ impl Service {
         )
         .await?;
         tx.mark_merge_undone(ws, merge_id, now).await?;
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         Ok(Unmerged { survivor, restored })
     }
 }

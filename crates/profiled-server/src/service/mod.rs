@@ -50,6 +50,14 @@ impl Service {
         &self.limits
     }
 
+    /// Commits a write transaction, then wakes readers long-polling the change feed. Every
+    /// use-case that writes ends here.
+    async fn commit(&self, tx: Box<dyn profiled_store::ProfileTx>) -> Result<()> {
+        tx.commit().await?;
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

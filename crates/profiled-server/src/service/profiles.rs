@@ -192,8 +192,7 @@ impl Service {
                 }
             }
         };
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         Ok(written)
     }
 
@@ -319,8 +318,7 @@ impl Service {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         Ok(profile)
     }
 
@@ -355,8 +353,7 @@ impl Service {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         Ok(profile)
     }
 
@@ -388,8 +385,7 @@ impl Service {
             diff(Some(&before), &profile),
         );
         tx.append_change(ws, &entry).await?;
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         Ok(profile)
     }
 
@@ -411,8 +407,7 @@ impl Service {
         // no values.
         tx.append_change(ws, &ctx.entry(id, now(), Operation::Delete, Vec::new()))
             .await?;
-        tx.commit().await?;
-        self.changed.notify_waiters();
+        self.commit(tx).await?;
         Ok(())
     }
 
