@@ -33,10 +33,9 @@ impl Service {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Change>> {
-        if self.store.profile(ws, id).await?.is_none() {
-            return Err(ServiceError::NotFound(format!("profile `{id}`")));
-        }
-        Ok(self.store.history(ws, id, before, limit).await?)
+        // Through `profile`, so that an absorbed id leads to its survivor's history.
+        let profile = self.profile(ws, id).await?;
+        Ok(self.store.history(ws, &profile.id, before, limit).await?)
     }
 
     /// The workspace's changes after `after`, oldest first. With `wait`, an empty answer waits
@@ -74,11 +73,8 @@ impl Service {
         id: &ProfileId,
         at: jiff::Timestamp,
     ) -> Result<profiled_core::Profile> {
-        let mut profile = self
-            .store
-            .profile(ws, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("profile `{id}`")))?;
+        let mut profile = self.profile(ws, id).await?;
+        let id = &profile.id.clone();
         if let Some(retention) = self.retention
             && jiff::Timestamp::now().duration_since(at)
                 > jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX)

@@ -85,6 +85,20 @@ async fn an_anonymous_visitor_who_signs_in_joins_the_known_user() {
         .map(|c| c["operation"].as_str().unwrap())
         .collect();
     assert!(operations.contains(&"merge"), "{operations:?}");
+    let via_old_id = app
+        .get(&format!("/v1/profiles/{anon_id}/history"), &app.admin)
+        .await;
+    assert_eq!(
+        via_old_id.body, history.body,
+        "an absorbed id leads to its survivor's history"
+    );
+    let now = jiff::Timestamp::now();
+    assert_eq!(
+        app.get(&format!("/v1/profiles/{anon_id}?as_of={now}"), &app.admin)
+            .await
+            .body["id"],
+        survivor
+    );
 }
 
 #[tokio::test]
