@@ -15,11 +15,35 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The database gave up on the transaction because it collided with a concurrent one
+    /// (a serialization failure or a deadlock); running it again is safe and expected.
+    #[error("transaction collided with a concurrent one: {0}")]
+    Contended(String),
     #[error("database error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            // SQLSTATE serialization_failure and deadlock_detected (PostgreSQL and the engines
+            // that speak its protocol); SQLite's codes are small numbers, never these.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("40001" | "40P01")) =>
+            {
+                StoreError::Contended(db.message().to_owned())
+            }
+            _ => StoreError::Backend(err),
+        }
+    }
 }
 
 impl StoreError {
+    /// Whether the failed transaction can simply be run again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Contended(_))
+    }
+
     pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
         matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
     }

@@ -1,11 +1,15 @@
 //! Storage for profiled: a small transactional interface ([`Store`], [`ProfileTx`]) that
 //! every backend implements, so each use-case is written once above it.
 //!
-//! Backends: [`sqlite`] (embedded, the default).
+//! Backends: [`sqlite`] (embedded, the default) and [`postgres`].
 
 mod error;
+pub mod postgres;
 pub mod records;
+mod rows;
 pub mod search;
+mod snapshot;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

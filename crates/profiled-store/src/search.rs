@@ -51,3 +51,20 @@ pub struct PropertyIndex {
     pub value_type: ValueType,
     pub created_at: Timestamp,
 }
+
+/// A sort value selected as JSON text (`json_quote(…)` on SQLite, `jsonb::text` on
+/// PostgreSQL). Booleans sort as 0 and 1, arrays and objects by their JSON text.
+pub(crate) fn sort_value(quoted: &str) -> crate::Result<SortValue> {
+    use serde_json::Value;
+    let corrupt = || crate::StoreError::Corrupt(format!("sort value {quoted}"));
+    Ok(match serde_json::from_str(quoted).map_err(|_| corrupt())? {
+        Value::Null => SortValue::Null,
+        Value::Bool(b) => SortValue::Int(i64::from(b)),
+        Value::String(s) => SortValue::Text(s),
+        Value::Number(n) if quoted.contains(['.', 'e', 'E']) => {
+            SortValue::Real(n.as_f64().unwrap_or_default())
+        }
+        Value::Number(n) => SortValue::Int(n.as_i64().ok_or_else(corrupt)?),
+        Value::Array(_) | Value::Object(_) => SortValue::Text(quoted.to_owned()),
+    })
+}

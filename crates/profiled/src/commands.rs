@@ -7,9 +7,10 @@ use anyhow::Context;
 use profiled_core::Scope;
 use profiled_server::Service;
 use profiled_store::Store;
+use profiled_store::postgres::PostgresStore;
 use profiled_store::sqlite::SqliteStore;
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 
 /// Opens the configured store, migrated and with its `default` workspace; with
 /// `issue_first_key`, also the workspace's first admin key if it never had one.
@@ -18,21 +19,21 @@ pub async fn open_service(
     issue_first_key: bool,
 ) -> anyhow::Result<(Service, Option<profiled_server::service::IssuedKey>)> {
     let settings = config.sqlite.settings();
-    let store: Arc<dyn Store> = match &config.database_url {
-        Some(url) => Arc::new(
-            SqliteStore::open_url(&url.0, &settings)
+    let store: Arc<dyn Store> = match config.database() {
+        Database::Postgres(url) => Arc::new(
+            PostgresStore::open(&config.postgres.settings(url))
                 .await
-                .with_context(|| format!("cannot open database {url:?}"))?,
+                .with_context(|| format!("cannot open database {:?}", config.database_url))?,
         ),
-        None => Arc::new(
-            SqliteStore::open_dir(&config.data_dir, &settings)
+        Database::SqliteUrl(url) => Arc::new(
+            SqliteStore::open_url(url, &settings)
                 .await
-                .with_context(|| {
-                    format!(
-                        "cannot open the data directory {}",
-                        config.data_dir.display()
-                    )
-                })?,
+                .with_context(|| format!("cannot open database {:?}", config.database_url))?,
+        ),
+        Database::SqliteDir(dir) => Arc::new(
+            SqliteStore::open_dir(dir, &settings)
+                .await
+                .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
         ),
     };
     let service =

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use profiled_core::Limits;
+use profiled_store::postgres::{PgSslMode, PostgresSettings, valid_schema_name};
 use profiled_store::sqlite::{Durability, SqliteSettings};
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +26,7 @@ pub struct Config {
     /// A tracing filter, e.g. `info` or `profiled=debug,info`.
     pub log_level: String,
     pub sqlite: SqliteConfig,
+    pub postgres: PostgresConfig,
     pub limits: Limits,
     pub change_log: ChangeLogConfig,
 }
@@ -51,6 +54,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             sqlite: SqliteConfig::default(),
+            postgres: PostgresConfig::default(),
             limits: Limits::default(),
             change_log: ChangeLogConfig::default(),
         }
@@ -101,6 +105,90 @@ impl SqliteConfig {
             ..SqliteSettings::default()
         }
     }
+}
+
+/// Settings used when `database_url` is a `postgres://` URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connections in the pool, per server process.
+    pub max_connections: u32,
+    /// The longest a statement may run, in milliseconds; 0 for no limit.
+    pub statement_timeout_ms: u64,
+    /// The schema to keep profiled's tables in (created if missing); unset uses the
+    /// connection's default (`public`).
+    pub schema: Option<String>,
+    /// TLS: `disable`, `prefer`, `require`, `verify-ca` or `verify-full`; unset follows the
+    /// URL's `sslmode` (default `prefer`).
+    pub ssl_mode: Option<SslMode>,
+    /// PEM file of the certificate authorities that sign the server's certificate.
+    pub ssl_root_cert: Option<PathBuf>,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        let defaults = PostgresSettings::new("");
+        Self {
+            max_connections: defaults.max_connections,
+            statement_timeout_ms: defaults
+                .statement_timeout
+                .map_or(0, |t| t.as_millis() as u64),
+            schema: None,
+            ssl_mode: None,
+            ssl_root_cert: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl PostgresConfig {
+    pub fn settings(&self, url: &str) -> PostgresSettings {
+        PostgresSettings {
+            url: url.to_owned(),
+            max_connections: self.max_connections,
+            statement_timeout: (self.statement_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.statement_timeout_ms)),
+            schema: self.schema.clone(),
+            ssl_mode: self.ssl_mode.map(|mode| match mode {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Prefer => PgSslMode::Prefer,
+                SslMode::Require => PgSslMode::Require,
+                SslMode::VerifyCa => PgSslMode::VerifyCa,
+                SslMode::VerifyFull => PgSslMode::VerifyFull,
+            }),
+            ssl_root_cert: self.ssl_root_cert.clone(),
+        }
+    }
+}
+
+/// The database a configuration names.
+pub enum Database<'a> {
+    SqliteDir(&'a std::path::Path),
+    SqliteUrl(&'a str),
+    Postgres(&'a str),
+}
+
+impl Config {
+    pub fn database(&self) -> Database<'_> {
+        match &self.database_url {
+            None => Database::SqliteDir(&self.data_dir),
+            Some(url) if is_postgres(&url.0) => Database::Postgres(&url.0),
+            Some(url) => Database::SqliteUrl(&url.0),
+        }
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A database URL. Its `Debug` form hides any password.
@@ -176,7 +264,8 @@ pub struct LimitOverrides {
     pub max_identity_length: Option<usize>,
 }
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "postgres",
     "change_log",
     "listen",
     "data_dir",
@@ -217,10 +306,19 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url
             && !url.0.starts_with("sqlite:")
+            && !is_postgres(&url.0)
         {
             bail!(
-                "database_url {url:?} is not supported by this build: use a sqlite: URL, or leave it unset to use data_dir"
+                "database_url {url:?} is not supported: use a postgres:// or sqlite: URL, or leave it unset to use data_dir"
             );
+        }
+        if let Some(schema) = &self.postgres.schema
+            && !valid_schema_name(schema)
+        {
+            bail!("postgres.schema `{schema}` must be lowercase letters, digits and underscores");
+        }
+        if self.postgres.max_connections == 0 {
+            bail!("postgres.max_connections must be at least 1");
         }
         let l = &self.limits;
         for (name, value) in [

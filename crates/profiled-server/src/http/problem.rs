@@ -123,6 +123,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let mut retry_after = false;
         let problem = match self {
             ApiError::Unauthorized(detail) => Problem::new(
                 StatusCode::UNAUTHORIZED,
@@ -183,6 +184,22 @@ impl IntoResponse for ApiError {
             ApiError::Service(ServiceError::Conflict(detail)) => {
                 Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
             }
+            ApiError::Service(err @ ServiceError::IdentityTaken(_)) => Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                err.to_string(),
+            ),
+            ApiError::Service(ServiceError::Store(err)) if err.is_transient() => {
+                tracing::warn!(error = %err, "write kept colliding with concurrent ones");
+                retry_after = true;
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "Service Unavailable",
+                    "the write kept colliding with concurrent writes to the same profiles; retry it",
+                )
+            }
             ApiError::Service(ServiceError::PreconditionFailed { current }) => Problem {
                 current_version: Some(current),
                 ..Problem::new(
@@ -200,6 +217,11 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = problem.into_response();
+        if retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if unauthorized {
             response
                 .headers_mut()

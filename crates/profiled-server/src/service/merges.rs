@@ -5,7 +5,7 @@ use profiled_core::change::{Operation, diff};
 use profiled_core::{Profile, ProfileId, Violation, WorkspaceId};
 use serde_json::{Map, Value};
 
-use super::{Result, Service, ServiceError, WriteContext};
+use super::{Attempts, Result, Retry, Service, ServiceError, WriteContext};
 
 /// What a merge did (or, in a dry run, would do).
 #[derive(Debug, Clone)]
@@ -22,6 +22,26 @@ impl Service {
     /// Merges `target` with `others` by the merge rules (which also pick the survivor).
     /// With `dry_run`, nothing is written.
     pub async fn merge_profiles(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        target: &ProfileId,
+        others: &[ProfileId],
+        dry_run: bool,
+    ) -> Result<MergeOutcome> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self
+                .merge_profiles_once(ws, ctx, target, others, dry_run)
+                .await
+            {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn merge_profiles_once(
         &self,
         ws: WorkspaceId,
         ctx: &WriteContext,
@@ -74,6 +94,21 @@ impl Service {
     /// changed since, and subtracts the counters it added. Writes made since the merge stay on
     /// the survivor.
     pub async fn undo_merge(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        merge_id: &str,
+    ) -> Result<Unmerged> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self.undo_merge_once(ws, ctx, merge_id).await {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn undo_merge_once(
         &self,
         ws: WorkspaceId,
         ctx: &WriteContext,

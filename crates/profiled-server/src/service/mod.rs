@@ -63,6 +63,63 @@ impl Service {
     }
 }
 
+/// Attempts of a write use-case: another one follows when the database gave up on the last
+/// because of a concurrent transaction (only a server database shared by several nodes
+/// does). Each attempt is a whole transaction, so none sees a half of the one before.
+///
+/// ```text
+/// let mut attempts = Attempts::new(Retry::OnContention);
+/// loop {
+///     match self.change_once(...).await {
+///         Err(e) if attempts.again(&e).await => continue,
+///         outcome => return outcome,
+///     }
+/// }
+/// ```
+struct Attempts {
+    retry: Retry,
+    made: u32,
+}
+
+impl Attempts {
+    const MAX: u32 = 8;
+
+    fn new(retry: Retry) -> Self {
+        Self { retry, made: 1 }
+    }
+
+    /// Whether to try again after `error`; pauses first, a short and growing time with
+    /// jitter, so colliding writers fall out of step.
+    async fn again(&mut self, error: &ServiceError) -> bool {
+        if self.made >= Self::MAX || !self.retry.applies_to(error) {
+            return false;
+        }
+        self.made += 1;
+        let micros = rand::random_range(0..200u64 << self.made.min(6));
+        tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+        true
+    }
+}
+
+/// Which failures of a write use-case are worth another attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Serialization failures and deadlocks.
+    OnContention,
+    /// Those, and an identity that a concurrent writer attached first.
+    AlsoWhenIdentityTaken,
+}
+
+impl Retry {
+    fn applies_to(self, error: &ServiceError) -> bool {
+        match error {
+            ServiceError::Store(e) => e.is_transient(),
+            ServiceError::IdentityTaken(_) => self == Retry::AlsoWhenIdentityTaken,
+            _ => false,
+        }
+    }
+}
+
 /// The service layer's one error type.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -75,6 +132,9 @@ pub enum ServiceError {
     /// The request contradicts the current state (a name or identity already taken).
     #[error("{0}")]
     Conflict(String),
+    /// The identity belongs to another profile.
+    #[error("identity {0} belongs to another profile")]
+    IdentityTaken(profiled_core::Identity),
     /// `If-Match` named a version that is no longer current.
     #[error("the profile is at version {current}")]
     PreconditionFailed { current: i64 },
@@ -95,9 +155,7 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
-            StoreError::IdentityTaken(identity) => {
-                Self::Conflict(format!("identity {identity} belongs to another profile"))
-            }
+            StoreError::IdentityTaken(identity) => Self::IdentityTaken(identity),
             other => Self::Store(other),
         }
     }

@@ -10,7 +10,7 @@ use profiled_store::{MergeRecord, ProfileTx};
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{Result, Service, ServiceError};
+use super::{Attempts, Result, Retry, Service, ServiceError};
 
 /// Create-or-update by identities.
 #[derive(Debug, Clone)]
@@ -125,6 +125,23 @@ impl Service {
                 "name at least one identity, e.g. {\"user_id\": \"u1\"}",
             )]));
         }
+        // An identity found free and then taken by a concurrent writer (another node on a
+        // shared database) is no conflict: the next attempt finds its owner and updates it.
+        let mut attempts = Attempts::new(Retry::AlsoWhenIdentityTaken);
+        loop {
+            match self.upsert_once(ws, ctx, &request).await {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn upsert_once(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        request: &Upsert,
+    ) -> Result<Written> {
         let mut tx = self.store.begin().await?;
         let mut owners = tx.profiles_by_identities(ws, &request.identities).await?;
         if owners.len() > 1 {
@@ -294,6 +311,26 @@ impl Service {
         change: Change,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self
+                .change_once(ws, ctx, id, change.clone(), precondition.clone())
+                .await
+            {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn change_once(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        id: &ProfileId,
+        change: Change,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let (properties, set_once_filled) = match change {
@@ -324,6 +361,26 @@ impl Service {
 
     /// Attaches identities to a profile. Identities it already carries are left as they are.
     pub async fn add_identities(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        id: &ProfileId,
+        identities: Vec<Identity>,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self
+                .add_identities_once(ws, ctx, id, identities.clone(), precondition.clone())
+                .await
+            {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn add_identities_once(
         &self,
         ws: WorkspaceId,
         ctx: &WriteContext,
@@ -366,6 +423,26 @@ impl Service {
         identity: &Identity,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self
+                .remove_identity_once(ws, ctx, id, identity, precondition.clone())
+                .await
+            {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn remove_identity_once(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        id: &ProfileId,
+        identity: &Identity,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let id = &profile.id.clone();
@@ -391,6 +468,22 @@ impl Service {
 
     /// Deletes a profile and its identities.
     pub async fn delete(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        id: &ProfileId,
+        precondition: Option<Precondition>,
+    ) -> Result<()> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self.delete_once(ws, ctx, id, precondition.clone()).await {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn delete_once(
         &self,
         ws: WorkspaceId,
         ctx: &WriteContext,

@@ -14,31 +14,8 @@ use profiled_core::filter::{
 };
 use serde_json::Number;
 
-/// A value bound to a `?`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Bind {
-    Int(i64),
-    Real(f64),
-    Text(String),
-}
-
-/// SQL text and the values of its placeholders, in order.
-#[derive(Debug, Default)]
-pub(crate) struct Sql {
-    pub text: String,
-    pub binds: Vec<Bind>,
-}
-
-impl Sql {
-    pub fn push(&mut self, text: &str) {
-        self.text.push_str(text);
-    }
-
-    pub fn bind(&mut self, value: Bind) {
-        self.text.push('?');
-        self.binds.push(value);
-    }
-}
+use crate::sql::quote_literal;
+pub(crate) use crate::sql::{Bind, Sql};
 
 /// `json_extract(p.<column>, '$."a"[0]')`: the expression declared indexes are built on.
 pub(crate) fn json_value(table: &str, column: JsonColumn, path: &[Segment]) -> String {
@@ -56,7 +33,7 @@ fn json_path(path: &[Segment]) -> String {
         match segment {
             Segment::Key(k) => {
                 out.push_str(".\"");
-                out.push_str(&k.replace('\'', "''"));
+                out.push_str(&quote_literal(k));
                 out.push('"');
             }
             Segment::Index(i) => out.push_str(&format!("[{i}]")),

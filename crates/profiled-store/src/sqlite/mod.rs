@@ -164,13 +164,7 @@ fn migrator() -> Migrator {
     migrator
 }
 
-pub(crate) fn micros(ts: Timestamp) -> i64 {
-    ts.as_microsecond()
-}
-
-pub(crate) fn from_micros(us: i64) -> Result<Timestamp> {
-    Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
-}
+pub(crate) use crate::rows::{from_micros, micros};
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -2,10 +2,10 @@
 
 use jiff::Timestamp;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
-use serde_json::{Map, Value};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::micros;
+use crate::rows::{set_once_json, to_json};
 use crate::{Result, StoreError};
 
 pub(super) async fn load(
@@ -174,24 +174,4 @@ pub(super) async fn delete(
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() > 0)
-}
-
-pub(super) fn json_object(text: String) -> Result<Map<String, Value>> {
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(StoreError::Corrupt(
-            "a JSON column does not hold an object".into(),
-        )),
-        Err(e) => Err(StoreError::Corrupt(format!(
-            "a JSON column does not parse: {e}"
-        ))),
-    }
-}
-
-fn to_json(map: &Map<String, Value>) -> String {
-    serde_json::to_string(map).expect("a JSON map always serialises")
-}
-
-fn set_once_json(profile: &Profile) -> String {
-    serde_json::to_string(&profile.set_once).expect("a set of strings serialises")
 }

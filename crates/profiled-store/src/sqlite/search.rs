@@ -2,13 +2,13 @@
 
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
-use sha2::{Digest, Sha256};
+use profiled_core::{Profile, ProfileId, WorkspaceId};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 
 use super::filter::{Bind, Sql, canonical_time, compile, json_value};
 use super::{from_micros, micros};
+use crate::rows::ProfileColumns;
 use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue};
 use crate::{Result, StoreError};
 
@@ -25,24 +25,17 @@ pub(super) fn profile_columns() -> String {
 }
 
 pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
-    let identities: String = row.try_get("identities")?;
-    let mut pairs: Vec<(String, String)> = serde_json::from_str(&identities)
-        .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
-    pairs.sort();
-    Ok(Profile {
-        id: ProfileId(row.try_get("id")?),
-        identities: pairs
-            .iter()
-            .map(|(k, v)| Identity::new_unchecked(k, v))
-            .collect(),
-        properties: super::profiles::json_object(row.try_get("properties")?)?,
-        computed: super::profiles::json_object(row.try_get("computed")?)?,
-        created_at: from_micros(row.try_get("created_at")?)?,
-        updated_at: from_micros(row.try_get("updated_at")?)?,
+    ProfileColumns {
+        id: row.try_get("id")?,
+        properties: row.try_get("properties")?,
+        computed: row.try_get("computed")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
-        set_once: serde_json::from_str(&row.try_get::<String, _>("set_once")?)
-            .map_err(|e| StoreError::Corrupt(format!("set_once: {e}")))?,
-    })
+        set_once: row.try_get("set_once")?,
+        identities: row.try_get("identities")?,
+    }
+    .decode()
 }
 
 /// The SQL expression a sort key orders by.
@@ -167,7 +160,9 @@ pub(super) async fn search(
     let next = match rows.last() {
         Some(last) if rows.len() as u64 == u64::from(query.limit) => {
             let values = (0..query.sort.len())
-                .map(|i| sort_value(&last.try_get::<String, _>(format!("k{i}").as_str())?))
+                .map(|i| {
+                    crate::search::sort_value(&last.try_get::<String, _>(format!("k{i}").as_str())?)
+                })
                 .collect::<Result<Vec<_>>>()?;
             Some(Keyset {
                 values,
@@ -177,22 +172,6 @@ pub(super) async fn search(
         _ => None,
     };
     Ok(SearchPage { profiles, next })
-}
-
-/// A sort value selected as `json_quote(expr)`.
-fn sort_value(quoted: &str) -> Result<SortValue> {
-    Ok(match serde_json::from_str(quoted) {
-        Ok(serde_json::Value::Null) => SortValue::Null,
-        Ok(serde_json::Value::String(s)) => SortValue::Text(s),
-        Ok(serde_json::Value::Number(n)) if quoted.contains(['.', 'e', 'E']) => {
-            SortValue::Real(n.as_f64().unwrap_or_default())
-        }
-        Ok(serde_json::Value::Number(n)) => SortValue::Int(
-            n.as_i64()
-                .ok_or_else(|| StoreError::Corrupt(format!("sort value {quoted}")))?,
-        ),
-        _ => return Err(StoreError::Corrupt(format!("sort value {quoted}"))),
-    })
 }
 
 pub(super) async fn count(
@@ -249,12 +228,6 @@ fn index_expression(field: &Field, value_type: ValueType) -> Result<String> {
     })
 }
 
-fn index_name(expression: &str) -> String {
-    let digest = Sha256::digest(expression.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("profiles_by_{hex}")
-}
-
 pub(super) async fn declare_index(
     pool: &SqlitePool,
     ws: WorkspaceId,
@@ -263,7 +236,7 @@ pub(super) async fn declare_index(
     now: Timestamp,
 ) -> Result<PropertyIndex> {
     let expression = index_expression(field, value_type)?;
-    let name = index_name(&expression);
+    let name = crate::sql::index_name(&expression);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let previous: Option<String> = sqlx::query_scalar(
         "SELECT index_name FROM property_indexes WHERE workspace_id = ? AND field = ?",

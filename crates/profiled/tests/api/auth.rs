@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_problem};
 
+backend_test! {
 #[tokio::test]
 async fn missing_or_bad_keys_are_401_with_a_bearer_challenge() {
     let app = TestApp::start().await;
@@ -34,7 +35,9 @@ async fn missing_or_bad_keys_are_401_with_a_bearer_challenge() {
         .unwrap();
     assert_eq!(basic.status(), 401);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_write_key_writes_but_never_reads_a_profile_back() {
     let app = TestApp::start().await;
@@ -67,7 +70,9 @@ async fn a_write_key_writes_but_never_reads_a_profile_back() {
     assert!(patched.body.get("properties").is_none());
     assert_problem(&app.get("/v1/keys", &write).await, 403);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_read_key_reads_but_cannot_write() {
     let app = TestApp::start().await;
@@ -111,7 +116,9 @@ async fn a_read_key_reads_but_cannot_write() {
         json!({"a": 1})
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn read_write_keys_do_both_but_cannot_manage_keys() {
     let app = TestApp::start().await;
@@ -130,7 +137,9 @@ async fn read_write_keys_do_both_but_cannot_manage_keys() {
         403,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_workspace_never_sees_another_workspaces_profiles() {
     let app = TestApp::start().await;
@@ -188,7 +197,9 @@ async fn a_workspace_never_sees_another_workspaces_profiles() {
     let keys = app.get("/v1/keys", &acme).await;
     assert_eq!(keys.body["keys"].as_array().unwrap().len(), 1);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn admin_keys_manage_keys_of_their_own_workspace_only() {
     let app = TestApp::start().await;
@@ -246,7 +257,9 @@ async fn admin_keys_manage_keys_of_their_own_workspace_only() {
         404,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn workspace_names_are_validated_and_unique() {
     let app = TestApp::start().await;
@@ -265,4 +278,5 @@ async fn workspace_names_are_validated_and_unique() {
             .await,
         422,
     );
+}
 }

@@ -15,6 +15,7 @@ fn operations(page: &Value) -> Vec<String> {
         .collect()
 }
 
+backend_test! {
 #[tokio::test]
 async fn every_mutation_logs_what_it_touched_with_actor_and_origin() {
     let app = TestApp::start().await;
@@ -135,7 +136,9 @@ async fn every_mutation_logs_what_it_touched_with_actor_and_origin() {
         .await;
     assert_eq!(operations(&older.body), ["update", "update"]);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_deleted_profile_leaves_only_a_bare_delete_entry() {
     let app = TestApp::start().await;
@@ -166,7 +169,9 @@ async fn a_deleted_profile_leaves_only_a_bare_delete_entry() {
         "{text}"
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_feed_consumer_resumes_across_a_restart_and_sees_each_change_once_in_order() {
     let app = TestApp::start().await;
@@ -224,7 +229,9 @@ async fn a_feed_consumer_resumes_across_a_restart_and_sees_each_change_once_in_o
         .collect();
     assert_eq!(values, [7, 8, 9]);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_long_poll_returns_with_the_next_change() {
     let app = TestApp::start().await;
@@ -253,7 +260,9 @@ async fn a_long_poll_returns_with_the_next_change() {
     assert_eq!(polled.body["changes"][0]["profile_id"], written.body["id"]);
     assert_problem(&app.get("/v1/changes?wait=2h", &app.admin).await, 422);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn the_change_log_needs_a_read_scope_and_stays_in_its_workspace() {
     let app = TestApp::start().await;
@@ -297,7 +306,9 @@ async fn the_change_log_needs_a_read_scope_and_stays_in_its_workspace() {
         .unwrap();
     assert_eq!(bad_origin.status(), 422);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn as_of_rebuilds_the_profile_as_it_was_after_each_write() {
     let app = TestApp::start().await;
@@ -364,7 +375,9 @@ async fn as_of_rebuilds_the_profile_as_it_was_after_each_write() {
         422,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn pruning_keeps_the_feed_cursor_valid_and_bounds_as_of() {
     let app = TestApp::start_with_retention(std::time::Duration::from_millis(1500)).await;
@@ -413,4 +426,5 @@ async fn pruning_keeps_the_feed_cursor_valid_and_bounds_as_of() {
         .await,
         422,
     );
+}
 }

@@ -5,6 +5,7 @@ use tokio::task::JoinSet;
 
 use crate::support::TestApp;
 
+backend_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forty_parallel_increments_on_a_new_identity_create_one_profile_counting_forty() {
     let app = TestApp::start().await;
@@ -35,7 +36,9 @@ async fn forty_parallel_increments_on_a_new_identity_create_one_profile_counting
     assert_eq!(profile.body["properties"]["n"], 40);
     assert_eq!(profile.body["version"], 40);
 }
+}
 
+backend_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_patches_to_one_profile_lose_nothing() {
     let app = TestApp::start().await;
@@ -64,7 +67,9 @@ async fn parallel_patches_to_one_profile_lose_nothing() {
     assert_eq!(seen, (0..30).collect::<Vec<_>>());
     assert_eq!(profile.body["properties"].as_object().unwrap().len(), 31);
 }
+}
 
+backend_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_write_in_a_commit_group_rolls_back_alone() {
     let app = TestApp::start().await;
@@ -100,4 +105,5 @@ async fn a_failing_write_in_a_commit_group_rolls_back_alone() {
         "a refused write attached an identity"
     );
     assert_eq!(profile.body["version"], 21);
+}
 }

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
+backend_test! {
 #[tokio::test]
 async fn a_restart_finds_every_acknowledged_write() {
     let app = TestApp::start().await;
@@ -37,4 +38,5 @@ async fn a_restart_finds_every_acknowledged_write() {
             .body["id"],
         id0.as_str()
     );
+}
 }

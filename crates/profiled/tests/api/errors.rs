@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_problem};
 
+backend_test! {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let app = TestApp::start().await;
@@ -20,7 +21,9 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         "Allow: {allow}"
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_path_that_is_not_utf8_is_a_400_problem() {
     let app = TestApp::start().await;
@@ -30,7 +33,9 @@ async fn a_path_that_is_not_utf8_is_a_400_problem() {
         400,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn hostile_paths_and_nesting_get_a_4xx_not_a_crash() {
     let app = TestApp::start().await;
@@ -60,7 +65,9 @@ async fn hostile_paths_and_nesting_get_a_4xx_not_a_crash() {
         200
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn malformed_json_is_400_and_the_wrong_content_type_415() {
     let app = TestApp::start().await;
@@ -93,7 +100,9 @@ async fn malformed_json_is_400_and_the_wrong_content_type_415() {
         .await;
     assert_problem(&patch, 415);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn invalid_bodies_name_each_offending_pointer() {
     let app = TestApp::start().await;
@@ -139,7 +148,9 @@ async fn invalid_bodies_name_each_offending_pointer() {
     assert_problem(&wrong_type, 422);
     assert_eq!(wrong_type.violation_pointers(), ["/unset"]);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn increment_on_a_string_is_refused_and_changes_nothing() {
     let app = TestApp::start().await;
@@ -166,7 +177,9 @@ async fn increment_on_a_string_is_refused_and_changes_nothing() {
         404,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn junk_identifiers_are_refused_and_change_nothing() {
     let app = TestApp::start().await;
@@ -196,7 +209,9 @@ async fn junk_identifiers_are_refused_and_change_nothing() {
         422,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn every_limit_is_enforced_with_a_4xx() {
     let limits = Limits {
@@ -278,4 +293,5 @@ async fn every_limit_is_enforced_with_a_4xx() {
     assert_problem(&more, 422);
     let after = app.get(&format!("/v1/profiles/{id}"), &app.admin).await;
     assert_eq!(after.body, ok.body, "a refused write changed the profile");
+}
 }

@@ -1,6 +1,7 @@
 //! The one integration test binary: it starts the real HTTP server on a random port and
 //! drives it over HTTP. One module per area.
 
+#[macro_use]
 mod support;
 
 mod auth;

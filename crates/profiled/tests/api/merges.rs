@@ -13,6 +13,7 @@ async fn count(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+backend_test! {
 #[tokio::test]
 async fn an_anonymous_visitor_who_signs_in_joins_the_known_user() {
     let app = TestApp::start().await;
@@ -100,7 +101,9 @@ async fn an_anonymous_visitor_who_signs_in_joins_the_known_user() {
         survivor
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn without_a_user_id_the_oldest_profile_survives() {
     let app = TestApp::start().await;
@@ -132,7 +135,9 @@ async fn without_a_user_id_the_oldest_profile_survives() {
     assert_eq!(merged.body["properties"], json!({"a": 1, "b": 2}));
     assert_eq!(count(&app).await, 1);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn two_known_users_are_never_joined_and_nothing_changes() {
     let app = TestApp::start().await;
@@ -172,7 +177,9 @@ async fn two_known_users_are_never_joined_and_nothing_changes() {
         404,
     );
 }
+}
 
+backend_test! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_joins_from_every_side_leave_one_profile_and_lose_no_property_write() {
     let app = TestApp::start().await;
@@ -224,7 +231,9 @@ async fn concurrent_joins_from_every_side_leave_one_profile_and_lose_no_property
     );
     assert_eq!(profile.body["identities"].as_array().unwrap().len(), 12);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn an_explicit_merge_follows_the_rules_and_a_dry_run_writes_nothing() {
     let app = TestApp::start().await;
@@ -339,7 +348,9 @@ async fn an_explicit_merge_follows_the_rules_and_a_dry_run_writes_nothing() {
         403,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn undoing_a_merge_splits_the_profiles_back_and_keeps_later_writes() {
     let app = TestApp::start().await;
@@ -449,7 +460,9 @@ async fn undoing_a_merge_splits_the_profiles_back_and_keeps_later_writes() {
         .await;
     assert!(listed.body["merges"][0]["undone_at"].is_string());
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn set_once_values_keep_the_oldest_across_a_merge() {
     let app = TestApp::start().await;
@@ -502,4 +515,5 @@ async fn set_once_values_keep_the_oldest_across_a_merge() {
         undone.body["survivor"]["properties"]["first_page"], "/pricing",
         "the survivor's own value comes back"
     );
+}
 }

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_problem};
 
+backend_test! {
 #[tokio::test]
 async fn upsert_creates_then_updates_the_same_profile() {
     let app = TestApp::start().await;
@@ -35,7 +36,9 @@ async fn upsert_creates_then_updates_the_same_profile() {
     assert!(identities.contains(&json!({"kind": "email", "value": "ada@example.com"})));
     assert!(identities.contains(&json!({"kind": "user_id", "value": "u1"})));
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_profile_reads_the_same_by_id_and_by_each_identity() {
     let app = TestApp::start().await;
@@ -65,7 +68,9 @@ async fn a_profile_reads_the_same_by_id_and_by_each_identity() {
     let percent = by_id.body["computed"]["percent"].as_f64().unwrap();
     assert!((0.0..100.0).contains(&percent));
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn percent_is_fixed_at_creation() {
     let app = TestApp::start().await;
@@ -83,7 +88,9 @@ async fn percent_is_fixed_at_creation() {
         later.body["computed"]["percent"]
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn unknown_profiles_and_identities_are_404() {
     let app = TestApp::start().await;
@@ -94,7 +101,9 @@ async fn unknown_profiles_and_identities_are_404() {
     );
     assert_problem(&app.delete("/v1/profiles/nope", &app.admin).await, 404);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn merge_patch_merges_nested_properties_and_removes_nulls() {
     let app = TestApp::start().await;
@@ -118,7 +127,9 @@ async fn merge_patch_merges_nested_properties_and_removes_nulls() {
     );
     assert_eq!(patched.body["version"], 2);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn patch_with_json_applies_operations() {
     let app = TestApp::start().await;
@@ -143,7 +154,9 @@ async fn patch_with_json_applies_operations() {
         json!({"tags": ["b"], "n": 3, "first": "x"})
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn put_properties_replaces_them_all() {
     let app = TestApp::start().await;
@@ -174,7 +187,9 @@ async fn put_properties_replaces_them_all() {
         .await;
     assert_problem(&not_object, 422);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_write_that_changes_nothing_keeps_the_version() {
     let app = TestApp::start().await;
@@ -192,7 +207,9 @@ async fn a_write_that_changes_nothing_keeps_the_version() {
     assert_eq!(again.status, 200);
     assert_eq!(again.body["version"], 1);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn identities_can_be_attached_and_detached() {
     let app = TestApp::start().await;
@@ -237,7 +254,9 @@ async fn identities_can_be_attached_and_detached() {
         .await;
     assert_problem(&again, 404);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn an_identity_of_another_profile_cannot_be_taken() {
     let app = TestApp::start().await;
@@ -277,7 +296,9 @@ async fn an_identity_of_another_profile_cannot_be_taken() {
             .is_none()
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn delete_leaves_nothing_behind_and_frees_the_identities() {
     let app = TestApp::start().await;
@@ -309,7 +330,9 @@ async fn delete_leaves_nothing_behind_and_frees_the_identities() {
     assert_ne!(fresh.body["id"], id);
     assert_eq!(fresh.body["properties"], json!({}));
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn if_match_guards_every_write() {
     let app = TestApp::start().await;
@@ -393,4 +416,5 @@ async fn if_match_guards_every_write() {
         send(Method::DELETE, path.clone(), "*", None).await.status,
         204
     );
+}
 }

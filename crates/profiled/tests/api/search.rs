@@ -41,6 +41,7 @@ fn user_ids(body: &Value) -> Vec<String> {
         .collect()
 }
 
+backend_test! {
 #[tokio::test]
 async fn the_string_and_json_forms_find_the_same_profiles() {
     let app = seeded().await;
@@ -60,7 +61,9 @@ async fn the_string_and_json_forms_find_the_same_profiles() {
     assert_eq!(tree.body, text.body);
     assert!(text.body["next_cursor"].is_null());
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn every_kind_of_field_and_operator_can_be_searched() {
     let app = seeded().await;
@@ -102,7 +105,9 @@ async fn every_kind_of_field_and_operator_can_be_searched() {
         10
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn cursors_page_through_every_match_once_in_order() {
     let app = seeded().await;
@@ -138,7 +143,9 @@ async fn cursors_page_through_every_match_once_in_order() {
     assert_problem(&other_sort, 422);
     assert_problem(&app.get("/v1/profiles?cursor=bogus", &app.admin).await, 422);
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn a_filter_that_does_not_parse_is_a_400_that_points_at_the_position() {
     let app = seeded().await;
@@ -186,7 +193,9 @@ async fn a_filter_that_does_not_parse_is_a_400_that_points_at_the_position() {
         422,
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn values_are_bound_never_spliced_into_sql() {
     let app = seeded().await;
@@ -224,7 +233,9 @@ async fn values_are_bound_never_spliced_into_sql() {
         10
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn searching_needs_a_read_scope_and_stays_in_the_workspace() {
     let app = seeded().await;
@@ -262,7 +273,9 @@ async fn searching_needs_a_read_scope_and_stays_in_the_workspace() {
         json!([])
     );
 }
+}
 
+backend_test! {
 #[tokio::test]
 async fn admins_declare_list_and_drop_indexes() {
     let app = seeded().await;
@@ -350,4 +363,5 @@ async fn admins_declare_list_and_drop_indexes() {
             .len(),
         1
     );
+}
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use profiled_core::{Limits, Scope};
 use profiled_server::Service;
 use profiled_store::Store;
+use profiled_store::postgres::{PostgresSettings, PostgresStore};
 use profiled_store::sqlite::{SqliteSettings, SqliteStore};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
@@ -208,18 +209,98 @@ impl Drop for TestApp {
     }
 }
 
-/// Opens a data directory the way `profiled serve` does; returns the first admin key if
+/// The database a test's servers use.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file in the test's data directory.
+    Sqlite,
+    /// A schema of its own on the PostgreSQL at `url`, dropped when the test ends.
+    Postgres { url: String, schema: String },
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// The backend of the running test (SQLite outside [`run_on`]).
+pub fn backend() -> Backend {
+    BACKEND.try_with(Clone::clone).unwrap_or(Backend::Sqlite)
+}
+
+/// Runs a test case on a backend: on PostgreSQL (when `PROFILED_TEST_POSTGRES_URL` is set;
+/// otherwise the case is skipped) in a fresh schema that is dropped afterwards.
+pub async fn run_on(postgres: bool, case: impl std::future::Future<Output = ()>) {
+    if !postgres {
+        return BACKEND.scope(Backend::Sqlite, case).await;
+    }
+    let Ok(url) = std::env::var("PROFILED_TEST_POSTGRES_URL") else {
+        eprintln!("PROFILED_TEST_POSTGRES_URL is unset: skipped on PostgreSQL");
+        return;
+    };
+    let schema = format!("profiled_it_{}", uuid::Uuid::new_v4().simple());
+    let backend = Backend::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    BACKEND.scope(backend, case).await;
+    // Reached only when the case passed; a failed case leaves its schema for inspection.
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await
+        .expect("the test schema drops");
+    pool.close().await;
+}
+
+/// Declares a test that runs on every backend, as `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! backend_test {
+    ($(#[$test:meta])+ async fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn case() $body
+
+            $(#[$test])+
+            async fn sqlite() {
+                $crate::support::run_on(false, case()).await
+            }
+
+            $(#[$test])+
+            async fn postgres() {
+                $crate::support::run_on(true, case()).await
+            }
+        }
+    };
+}
+
+/// Opens the test's database the way `profiled serve` does; returns the first admin key if
 /// one was issued.
 async fn open(
     dir: &Path,
     limits: Limits,
     retention: Option<std::time::Duration>,
 ) -> (Arc<Service>, Option<String>) {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_dir(dir, &SqliteSettings::default())
-            .await
-            .expect("the store opens"),
-    );
+    let store: Arc<dyn Store> = match backend() {
+        Backend::Sqlite => Arc::new(
+            SqliteStore::open_dir(dir, &SqliteSettings::default())
+                .await
+                .expect("the store opens"),
+        ),
+        Backend::Postgres { url, schema } => {
+            let mut settings = PostgresSettings::new(url);
+            settings.schema = Some(schema);
+            settings.max_connections = 8;
+            Arc::new(
+                PostgresStore::open(&settings)
+                    .await
+                    .expect("the store opens"),
+            )
+        }
+    };
     let service = Service::new(store, limits).with_retention(retention);
     let issued = service.bootstrap(true).await.expect("bootstrap");
     (Arc::new(service), issued.map(|k| k.token.0))

@@ -1,0 +1,433 @@
+//! The filter language compiled to PostgreSQL SQL: the twin of the SQLite compiler, held to
+//! the same property test (SQL selects exactly what the reference evaluator matches).
+//!
+//! Works on the negation normal form: a negated predicate compiles to `(…) IS NOT TRUE`, so
+//! SQL's NULLs never leak into the result. JSON values are read with `->` one step at a time
+//! (`-> 'key'` on an object, `-> 0` on an array; the wrong kind of container yields NULL, as
+//! the evaluator says), compared as JSONB for numbers and booleans and as text in the "C"
+//! collation for strings, always behind a `jsonb_typeof` guard so no type is mistaken for
+//! another. Only validated paths are written into the SQL, so expression indexes match.
+
+use jiff::Timestamp;
+use profiled_core::filter::{
+    CompareOp, Field, Filter, JsonColumn, Literal, Segment, format_canonical,
+};
+
+use crate::sql::{Bind, Placeholders, Sql, quote_literal};
+
+/// A new statement in PostgreSQL's placeholder style.
+pub(crate) fn statement() -> Sql {
+    Sql::new(Placeholders::Numbered)
+}
+
+fn step(segment: &Segment, arrow: &str) -> String {
+    match segment {
+        Segment::Key(k) => format!(" {arrow} '{}'", quote_literal(k)),
+        Segment::Index(i) => format!(" {arrow} {i}"),
+    }
+}
+
+/// The JSONB value at a path: `p.properties -> 'a' -> 0`.
+///
+/// `-> 0` on a scalar yields the scalar itself (a quirk of JSONB's raw scalars), so a path
+/// with array steps is guarded: it has a value only if every step before an index is an array.
+pub(crate) fn json_value(table: &str, column: JsonColumn, path: &[Segment]) -> String {
+    guarded(table, column, path, raw_value(table, column, path))
+}
+
+fn raw_value(table: &str, column: JsonColumn, path: &[Segment]) -> String {
+    let mut out = format!("{table}{}", column.name());
+    for segment in path {
+        out.push_str(&step(segment, "->"));
+    }
+    out
+}
+
+fn guarded(table: &str, column: JsonColumn, path: &[Segment], expr: String) -> String {
+    let arrays: Vec<String> = path
+        .iter()
+        .enumerate()
+        .filter(|(_, segment)| matches!(segment, Segment::Index(_)))
+        .map(|(i, _)| {
+            format!(
+                "jsonb_typeof({}) = 'array'",
+                raw_value(table, column, &path[..i])
+            )
+        })
+        .collect();
+    if arrays.is_empty() {
+        expr
+    } else {
+        format!("(CASE WHEN {} THEN {expr} END)", arrays.join(" AND "))
+    }
+}
+
+/// The text of the value at a path (a string's contents): `(p.properties -> 'a' ->> 'b')`.
+pub(crate) fn json_text(table: &str, column: JsonColumn, path: &[Segment]) -> String {
+    let raw = match path.split_last() {
+        Some((last, init)) => format!("({}{})", raw_value(table, column, init), step(last, "->>")),
+        None => format!("({table}{} #>> '{{}}')", column.name()),
+    };
+    guarded(table, column, path, raw)
+}
+
+fn json_type(value: &str) -> String {
+    format!("jsonb_typeof({value})")
+}
+
+/// The string at a path compared byte by byte: what a `string` index is built on.
+pub(crate) fn string_key(table: &str, column: JsonColumn, path: &[Segment]) -> String {
+    format!("({} COLLATE \"C\")", json_text(table, column, path))
+}
+
+/// A string value padded to the canonical timestamp form when it has one of the accepted
+/// shapes, else NULL: the twin of `profiled_core::filter::canonical_timestamp`, and what a
+/// `timestamp` index is built on.
+pub(crate) fn canonical_time(json_type: &str, text: &str) -> String {
+    const D: &str = "[0-9]";
+    let head = format!("^{D}{{4}}-{D}{{2}}-{D}{{2}}T{D}{{2}}:{D}{{2}}:{D}{{2}}");
+    format!(
+        "((CASE WHEN {json_type} = 'string' THEN CASE \
+         WHEN {text} ~ '{head}Z$' THEN substr({text}, 1, 19) || '.000000Z' \
+         WHEN {text} ~ '{head}\\.{D}{{3}}Z$' THEN substr({text}, 1, 23) || '000Z' \
+         WHEN {text} ~ '{head}\\.{D}{{6}}Z$' THEN {text} END END) COLLATE \"C\")"
+    )
+}
+
+/// A JSON path's timestamp key, for filters and indexes.
+pub(crate) fn time_key(table: &str, column: JsonColumn, path: &[Segment]) -> String {
+    canonical_time(
+        &json_type(&json_value(table, column, path)),
+        &json_text(table, column, path),
+    )
+}
+
+/// Compiles a filter into a boolean SQL expression over the profiles table aliased `p`.
+pub(crate) fn compile(filter: &Filter, now: Timestamp, sql: &mut Sql) {
+    let normalized = filter.clone().normalized();
+    Compiler { now, table: "p." }.node(&normalized, sql);
+}
+
+struct Compiler {
+    now: Timestamp,
+    table: &'static str,
+}
+
+impl Compiler {
+    fn node(&self, filter: &Filter, sql: &mut Sql) {
+        match filter {
+            Filter::And(terms) | Filter::Or(terms) if terms.is_empty() => {
+                sql.push(if matches!(filter, Filter::And(_)) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                })
+            }
+            Filter::And(terms) | Filter::Or(terms) => {
+                let joiner = if matches!(filter, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                sql.push("(");
+                for (i, term) in terms.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(joiner);
+                    }
+                    self.node(term, sql);
+                }
+                sql.push(")");
+            }
+            Filter::Not(inner) => {
+                sql.push("((");
+                self.node(inner, sql);
+                sql.push(") IS NOT TRUE)");
+            }
+            Filter::Compare {
+                field,
+                op: CompareOp::Ne,
+                value,
+            } => {
+                let eq = Filter::Compare {
+                    field: field.clone(),
+                    op: CompareOp::Eq,
+                    value: value.clone(),
+                };
+                self.node(&Filter::Not(Box::new(eq)), sql);
+            }
+            Filter::In { values, .. } if values.is_empty() => sql.push("FALSE"),
+            Filter::In { field, values } => {
+                sql.push("(");
+                for (i, value) in values.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(" OR ");
+                    }
+                    self.predicate(
+                        field,
+                        &Filter::Compare {
+                            field: field.clone(),
+                            op: CompareOp::Eq,
+                            value: value.clone(),
+                        },
+                        sql,
+                    );
+                }
+                sql.push(")");
+            }
+            predicate => self.predicate(predicate_field(predicate), predicate, sql),
+        }
+    }
+
+    fn predicate(&self, field: &Field, predicate: &Filter, sql: &mut Sql) {
+        match field {
+            Field::Property(path) => {
+                self.json_predicate(JsonColumn::Properties, path, predicate, sql)
+            }
+            Field::Computed(path) => {
+                self.json_predicate(JsonColumn::Computed, path, predicate, sql)
+            }
+            Field::Identity(kind) => self.identity_predicate(kind, predicate, sql),
+            Field::Id => self.scalar_predicate(&format!("{}id", self.table), predicate, sql, false),
+            Field::CreatedAt => {
+                self.scalar_predicate(&format!("{}created_at", self.table), predicate, sql, true)
+            }
+            Field::UpdatedAt => {
+                self.scalar_predicate(&format!("{}updated_at", self.table), predicate, sql, true)
+            }
+        }
+    }
+
+    fn json_predicate(
+        &self,
+        column: JsonColumn,
+        path: &[Segment],
+        predicate: &Filter,
+        sql: &mut Sql,
+    ) {
+        let value = json_value(self.table, column, path);
+        let kind = json_type(&value);
+        let text = json_text(self.table, column, path);
+        match predicate {
+            Filter::Compare {
+                op, value: literal, ..
+            } => self.json_compare(column, path, *op, literal, sql),
+            Filter::Exists { .. } => sql.push(&format!("({kind} <> 'null')")),
+            Filter::Contains { value: literal, .. } => {
+                // The CASE keeps jsonb_array_elements from ever seeing a non-array.
+                sql.push(&format!(
+                    "(({kind} = 'array' AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN {kind} = 'array' THEN {value} END) AS e (v) WHERE "
+                ));
+                element_equals(literal, self.now, sql);
+                sql.push("))");
+                if let Literal::String(needle) = literal {
+                    sql.push(&format!(" OR ({kind} = 'string' AND strpos({text}, "));
+                    sql.bind(Bind::Text(needle.clone()));
+                    sql.push(") > 0)");
+                }
+                sql.push(")");
+            }
+            Filter::StartsWith { prefix, .. } => {
+                sql.push(&format!("({kind} = 'string' AND strpos({text}, "));
+                sql.bind(Bind::Text(prefix.clone()));
+                sql.push(") = 1)");
+            }
+            _ => unreachable!("only predicates reach here"),
+        }
+    }
+
+    fn json_compare(
+        &self,
+        column: JsonColumn,
+        path: &[Segment],
+        op: CompareOp,
+        literal: &Literal,
+        sql: &mut Sql,
+    ) {
+        let value = json_value(self.table, column, path);
+        let kind = json_type(&value);
+        let op_sql = op.as_str();
+        match literal {
+            Literal::Null => sql.push(&format!("({value} IS NULL OR {kind} = 'null')")),
+            Literal::Bool(b) => sql.push(&format!("({value} = '{b}'::jsonb)")),
+            Literal::Number(n) => {
+                sql.push(&format!("({kind} = 'number' AND {value} {op_sql} CAST("));
+                sql.bind(Bind::Text(n.to_string()));
+                sql.push(" AS jsonb))");
+            }
+            Literal::String(s) => {
+                sql.push(&format!(
+                    "({kind} = 'string' AND {} {op_sql} ",
+                    string_key(self.table, column, path)
+                ));
+                sql.bind(Bind::Text(s.clone()));
+                sql.push(")");
+            }
+            Literal::Time(t) => {
+                sql.push(&format!(
+                    "({} {op_sql} ",
+                    time_key(self.table, column, path)
+                ));
+                sql.bind(Bind::Text(format_canonical(t.resolve(self.now))));
+                sql.push(")");
+            }
+        }
+    }
+
+    fn identity_predicate(&self, kind: &str, predicate: &Filter, sql: &mut Sql) {
+        let exists = |sql: &mut Sql| {
+            sql.push(&format!(
+                "EXISTS (SELECT 1 FROM identities AS i WHERE i.workspace_id = {t}workspace_id AND i.profile_id = {t}id AND i.kind = ",
+                t = self.table
+            ));
+            sql.bind(Bind::Text(kind.to_owned()));
+        };
+        match predicate {
+            Filter::Compare {
+                value: Literal::Null,
+                ..
+            } => {
+                sql.push("(NOT ");
+                exists(sql);
+                sql.push("))");
+            }
+            Filter::Exists { .. } => {
+                sql.push("(");
+                exists(sql);
+                sql.push("))");
+            }
+            _ => {
+                sql.push("(");
+                exists(sql);
+                sql.push(" AND ");
+                text_condition("i.value", predicate, sql);
+                sql.push("))");
+            }
+        }
+    }
+
+    /// `id`, `created_at`, `updated_at`: columns that always have a value.
+    fn scalar_predicate(&self, column: &str, predicate: &Filter, sql: &mut Sql, is_time: bool) {
+        match predicate {
+            Filter::Exists { .. } => sql.push("TRUE"),
+            Filter::Compare {
+                value: Literal::Null,
+                ..
+            } => sql.push("FALSE"),
+            Filter::Compare {
+                op,
+                value: Literal::Time(t),
+                ..
+            } if is_time => {
+                sql.push(&format!("({column} {} ", op.as_str()));
+                sql.bind(Bind::Int(t.resolve(self.now).as_microsecond()));
+                sql.push(")");
+            }
+            _ if is_time => sql.push("FALSE"),
+            _ => text_condition(column, predicate, sql),
+        }
+    }
+}
+
+/// A condition on a text column in the "C" collation (an id or an identity value) with a
+/// string literal.
+fn text_condition(column: &str, predicate: &Filter, sql: &mut Sql) {
+    match predicate {
+        Filter::Compare {
+            op,
+            value: Literal::String(s),
+            ..
+        } => {
+            sql.push(&format!("{column} {} ", op.as_str()));
+            sql.bind(Bind::Text(s.clone()));
+        }
+        Filter::Contains {
+            value: Literal::String(s),
+            ..
+        } => {
+            sql.push(&format!("strpos({column}, "));
+            sql.bind(Bind::Text(s.clone()));
+            sql.push(") > 0");
+        }
+        Filter::StartsWith { prefix, .. } => {
+            sql.push(&format!("strpos({column}, "));
+            sql.bind(Bind::Text(prefix.clone()));
+            sql.push(") = 1");
+        }
+        _ => sql.push("FALSE"),
+    }
+}
+
+/// The condition that an array element `e.v` equals a literal, typed as the evaluator is.
+fn element_equals(literal: &Literal, now: Timestamp, sql: &mut Sql) {
+    match literal {
+        Literal::Null => sql.push("jsonb_typeof(e.v) = 'null'"),
+        Literal::Bool(b) => sql.push(&format!("e.v = '{b}'::jsonb")),
+        Literal::Number(n) => {
+            sql.push("jsonb_typeof(e.v) = 'number' AND e.v = CAST(");
+            sql.bind(Bind::Text(n.to_string()));
+            sql.push(" AS jsonb)");
+        }
+        Literal::String(s) => {
+            sql.push("jsonb_typeof(e.v) = 'string' AND (e.v #>> '{}') = ");
+            sql.bind(Bind::Text(s.clone()));
+        }
+        Literal::Time(t) => {
+            sql.push(&format!(
+                "{} = ",
+                canonical_time("jsonb_typeof(e.v)", "(e.v #>> '{}')")
+            ));
+            sql.bind(Bind::Text(format_canonical(t.resolve(now))));
+        }
+    }
+}
+
+fn predicate_field(filter: &Filter) -> &Field {
+    match filter {
+        Filter::Compare { field, .. }
+        | Filter::In { field, .. }
+        | Filter::Exists { field }
+        | Filter::Contains { field, .. }
+        | Filter::StartsWith { field, .. } => field,
+        Filter::Not(inner) => predicate_field(inner),
+        Filter::And(_) | Filter::Or(_) => unreachable!("groups are compiled by `node`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_step_by_key_and_index() {
+        let path = [Segment::Key("it's".into()), Segment::Index(2)];
+        assert_eq!(
+            json_value("p.", JsonColumn::Properties, &path[..1]),
+            "p.properties -> 'it''s'"
+        );
+        assert_eq!(
+            json_value("p.", JsonColumn::Properties, &path),
+            "(CASE WHEN jsonb_typeof(p.properties -> 'it''s') = 'array' THEN p.properties -> 'it''s' -> 2 END)"
+        );
+        assert_eq!(
+            json_text("", JsonColumn::Computed, &path),
+            "(CASE WHEN jsonb_typeof(computed -> 'it''s') = 'array' THEN (computed -> 'it''s' ->> 2) END)"
+        );
+    }
+
+    #[test]
+    fn values_are_bound_never_inlined() {
+        let mut sql = statement();
+        compile(
+            &Filter::parse(r#"properties.plan = "x' OR 1=1" and properties.n > 3"#).unwrap(),
+            Timestamp::UNIX_EPOCH,
+            &mut sql,
+        );
+        assert!(!sql.text.contains("OR 1=1"), "{}", sql.text);
+        assert!(
+            sql.text.contains("$1") && sql.text.contains("$2"),
+            "{}",
+            sql.text
+        );
+        assert_eq!(sql.binds.len(), 2);
+    }
+}

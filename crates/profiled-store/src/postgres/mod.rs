@@ -1,0 +1,380 @@
+//! The server backend: PostgreSQL, and the engines that speak its protocol and SQL (Citus,
+//! CockroachDB, YugabyteDB; see `docs/scaling.md`).
+//!
+//! Any number of profiled processes may share one database. Write transactions run at READ
+//! COMMITTED and lock what they read (`FOR UPDATE`), so a read-modify-write never loses a
+//! concurrent update; when the database reports a serialization failure or a deadlock the
+//! error is [`StoreError::Contended`] and the service runs the use-case again.
+
+mod changes;
+mod filter;
+mod merges;
+mod profiles;
+mod records;
+mod search;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use profiled_core::change::{Change, NewChange};
+use profiled_core::filter::{Field, Filter, ValueType};
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+pub use sqlx::postgres::PgSslMode;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
+
+use crate::{
+    ApiKeyRecord, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store,
+    StoreError, StoredMerge, Workspace,
+};
+
+/// Settings of the PostgreSQL backend.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port/database?sslmode=…`
+    pub url: String,
+    /// Connections in the pool, for reads and writes alike.
+    pub max_connections: u32,
+    /// The longest any statement may run before the database cancels it.
+    pub statement_timeout: Option<Duration>,
+    /// The schema profiled's tables live in (created if missing); the URL's default when unset.
+    pub schema: Option<String>,
+    /// TLS to the database; overrides the URL's `sslmode` when set.
+    pub ssl_mode: Option<PgSslMode>,
+    /// A PEM file of certificate authorities to verify the server with.
+    pub ssl_root_cert: Option<PathBuf>,
+}
+
+impl PostgresSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            statement_timeout: Some(Duration::from_secs(30)),
+            schema: None,
+            ssl_mode: None,
+            ssl_root_cert: None,
+        }
+    }
+}
+
+/// Whether a schema name is a plain identifier (it is written into SQL unquoted).
+pub fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects, creates the schema if asked for one, and migrates.
+    pub async fn open(settings: &PostgresSettings) -> Result<Self> {
+        let configuration =
+            |message: String| StoreError::Backend(sqlx::Error::Configuration(message.into()));
+        let mut options = PgConnectOptions::from_str(&settings.url)?;
+        if let Some(mode) = settings.ssl_mode {
+            options = options.ssl_mode(mode);
+        }
+        if let Some(cert) = &settings.ssl_root_cert {
+            options = options.ssl_root_cert(cert);
+        }
+        let mut startup = Vec::new();
+        if let Some(schema) = &settings.schema {
+            if !valid_schema_name(schema) {
+                return Err(configuration(format!(
+                    "schema `{schema}` must be lowercase letters, digits and underscores"
+                )));
+            }
+            startup.push(("search_path", schema.clone()));
+        }
+        if let Some(timeout) = settings.statement_timeout {
+            startup.push(("statement_timeout", format!("{}ms", timeout.as_millis())));
+        }
+        options = options.options(startup);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        if let Some(schema) = &settings.schema {
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}"
+            )))
+            .execute(&pool)
+            .await
+            .or_else(|e| {
+                // Another node created it at the same moment.
+                if StoreError::is_unique_violation(&e) {
+                    Ok(Default::default())
+                } else {
+                    Err(e)
+                }
+            })?;
+        }
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Runs the migrations. Without advisory locks (distributed engines lack them), two nodes
+/// starting together may race: the loser's DDL fails, and it tries again and finds the work
+/// done.
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match migrator().run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempts < 5 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200 * attempts)).await;
+            }
+            Err(e) => return Err(StoreError::Migration(e.to_string())),
+        }
+    }
+}
+
+fn migrator() -> Migrator {
+    let mut migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("migrations/0001_init.sql").into_sql_str(),
+        false,
+    )]);
+    migrator.set_locking(false);
+    migrator
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_workspace(&self, name: &str, now: Timestamp) -> Result<Workspace> {
+        records::create_workspace(&self.pool, name, now).await
+    }
+
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
+        records::workspace_by_id(&self.pool, id).await
+    }
+
+    async fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>> {
+        records::workspace_by_name(&self.pool, name).await
+    }
+
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        records::list_workspaces(&self.pool).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        records::insert_api_key(&self.pool, key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        records::api_key(&self.pool, id).await
+    }
+
+    async fn list_api_keys(&self, workspace: Option<WorkspaceId>) -> Result<Vec<ApiKeyRecord>> {
+        records::list_api_keys(&self.pool, workspace).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        workspace: Option<WorkspaceId>,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        records::revoke_api_key(&self.pool, workspace, id, now).await
+    }
+
+    async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
+        profiles::load(&self.pool, ws, id).await
+    }
+
+    async fn profile_by_identity(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<Profile>> {
+        profiles::load_by_identity(&self.pool, ws, identity).await
+    }
+
+    async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
+        let mut conn = self.pool.acquire().await?;
+        search::search(&mut conn, ws, query).await
+    }
+
+    async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        search::count(&mut conn, ws, filter, now).await
+    }
+
+    async fn explain_search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<String> {
+        let mut conn = self.pool.acquire().await?;
+        search::explain(&mut conn, ws, query).await
+    }
+
+    async fn declare_index(
+        &self,
+        ws: WorkspaceId,
+        field: &Field,
+        value_type: ValueType,
+        now: Timestamp,
+    ) -> Result<PropertyIndex> {
+        search::declare_index(&self.pool, ws, field, value_type, now).await
+    }
+
+    async fn drop_index(&self, ws: WorkspaceId, field: &Field) -> Result<bool> {
+        search::drop_index(&self.pool, ws, field).await
+    }
+
+    async fn property_indexes(&self, ws: WorkspaceId) -> Result<Vec<PropertyIndex>> {
+        search::property_indexes(&self.pool, ws).await
+    }
+
+    async fn survivor_of(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
+        let mut conn = self.pool.acquire().await?;
+        merges::survivor_of(&mut conn, ws, id).await
+    }
+
+    async fn merges_into(&self, ws: WorkspaceId, survivor: &ProfileId) -> Result<Vec<StoredMerge>> {
+        let mut conn = self.pool.acquire().await?;
+        merges::into_profile(&mut conn, ws, survivor).await
+    }
+
+    async fn history(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Change>> {
+        changes::history(&self.pool, ws, id, before, limit).await
+    }
+
+    async fn changes(&self, ws: WorkspaceId, after: i64, limit: u32) -> Result<Vec<Change>> {
+        changes::feed(&self.pool, ws, after, limit).await
+    }
+
+    async fn prune_changes(&self, before: Timestamp) -> Result<u64> {
+        changes::prune(&self.pool, before).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
+        Ok(Box::new(PostgresTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+struct PostgresTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl ProfileTx for PostgresTx {
+    async fn profiles_by_identities(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[Identity],
+    ) -> Result<Vec<Profile>> {
+        profiles::load_by_identities_for_update(&mut self.tx, ws, identities).await
+    }
+
+    async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
+        profiles::load_for_update(&mut self.tx, ws, id).await
+    }
+
+    async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
+        profiles::insert(&mut self.tx, ws, profile).await
+    }
+
+    async fn update_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
+        profiles::update(&mut self.tx, ws, profile).await
+    }
+
+    async fn insert_identity(
+        &mut self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+        now: Timestamp,
+    ) -> Result<()> {
+        profiles::insert_identity(&mut self.tx, ws, id, identity, now).await
+    }
+
+    async fn delete_identity(
+        &mut self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        identity: &Identity,
+    ) -> Result<bool> {
+        profiles::delete_identity(&mut self.tx, ws, id, identity).await
+    }
+
+    async fn record_merge(&mut self, ws: WorkspaceId, merge: &MergeRecord<'_>) -> Result<()> {
+        merges::record(&mut self.tx, ws, merge).await
+    }
+
+    async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
+        merges::survivor_of(&mut self.tx, ws, id).await
+    }
+
+    async fn merge_record(&mut self, ws: WorkspaceId, id: &str) -> Result<Option<StoredMerge>> {
+        merges::load(&mut self.tx, ws, id, true).await
+    }
+
+    async fn mark_merge_undone(&mut self, ws: WorkspaceId, id: &str, at: Timestamp) -> Result<()> {
+        merges::mark_undone(&mut self.tx, ws, id, at).await
+    }
+
+    async fn move_identity(
+        &mut self,
+        ws: WorkspaceId,
+        identity: &Identity,
+        from: &ProfileId,
+        to: &ProfileId,
+    ) -> Result<bool> {
+        merges::move_identity(&mut self.tx, ws, identity, from, to).await
+    }
+
+    async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64> {
+        changes::append(&mut self.tx, ws, change).await
+    }
+
+    async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
+        changes::forget_profile(&mut self.tx, ws, id).await?;
+        merges::forget_survivor(&mut self.tx, ws, id).await?;
+        profiles::delete(&mut self.tx, ws, id).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

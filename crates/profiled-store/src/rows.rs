@@ -1,0 +1,72 @@
+//! Decoding rows into domain values, the same way on every backend: JSON documents travel
+//! as text and times as microseconds since the epoch.
+
+use jiff::Timestamp;
+use profiled_core::{Identity, Profile, ProfileId};
+use serde_json::{Map, Value};
+
+use crate::{Result, StoreError};
+
+pub(crate) fn micros(ts: Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+pub(crate) fn from_micros(us: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+/// A profile's columns as read, before decoding.
+pub(crate) struct ProfileColumns {
+    pub id: String,
+    pub properties: String,
+    pub computed: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+    /// A JSON array of top-level keys.
+    pub set_once: String,
+    /// A JSON array of `[kind, value]` pairs, in any order.
+    pub identities: String,
+}
+
+impl ProfileColumns {
+    pub fn decode(self) -> Result<Profile> {
+        let mut pairs: Vec<(String, String)> = serde_json::from_str(&self.identities)
+            .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
+        pairs.sort();
+        Ok(Profile {
+            id: ProfileId(self.id),
+            identities: pairs
+                .iter()
+                .map(|(k, v)| Identity::new_unchecked(k, v))
+                .collect(),
+            properties: json_object(&self.properties)?,
+            computed: json_object(&self.computed)?,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            version: self.version,
+            set_once: serde_json::from_str(&self.set_once)
+                .map_err(|e| StoreError::Corrupt(format!("set_once: {e}")))?,
+        })
+    }
+}
+
+pub(crate) fn json_object(text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(StoreError::Corrupt(
+            "a JSON column does not hold an object".into(),
+        )),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "a JSON column does not parse: {e}"
+        ))),
+    }
+}
+
+pub(crate) fn to_json(map: &Map<String, Value>) -> String {
+    serde_json::to_string(map).expect("a JSON map always serialises")
+}
+
+pub(crate) fn set_once_json(profile: &Profile) -> String {
+    serde_json::to_string(&profile.set_once).expect("a set of strings serialises")
+}
