@@ -400,4 +400,32 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn a_postgres_url_selects_postgres_with_its_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "pg.toml",
+                "[postgres]\nmax_connections = 4\nstatement_timeout_ms = 0\nschema = \"tenant_a\"\nssl_mode = \"verify-full\"\n",
+            )?;
+            jail.set_env("PROFILED_DATABASE_URL", "postgres://app:pw@db/profiles");
+            let config = Config::load(Some("pg.toml".into()), Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert!(matches!(
+                config.database(),
+                Database::Postgres("postgres://app:pw@db/profiles")
+            ));
+            let settings = config.postgres.settings("postgres://db/x");
+            assert_eq!(settings.max_connections, 4);
+            assert_eq!(settings.statement_timeout, None);
+            assert_eq!(settings.schema.as_deref(), Some("tenant_a"));
+            assert!(matches!(settings.ssl_mode, Some(PgSslMode::VerifyFull)));
+
+            jail.create_file("bad.toml", "[postgres]\nschema = \"Robert'); DROP\"\n")?;
+            assert!(Config::load(Some("bad.toml".into()), Overrides::default()).is_err());
+            jail.set_env("PROFILED_DATABASE_URL", "mysql://db/x");
+            assert!(Config::load(None, Overrides::default()).is_err());
+            Ok(())
+        });
+    }
 }

@@ -10,6 +10,9 @@ use super::{Result, Service, ServiceError};
 /// The longest a feed request may wait for a change.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// How often a waiting feed reader looks for changes committed by other processes.
+const RECHECK: Duration = Duration::from_secs(1);
+
 impl Service {
     /// Deletes change log entries older than the retention period, if one is set.
     pub async fn prune_changes(&self) -> Result<u64> {
@@ -57,9 +60,10 @@ impl Service {
             if !changes.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(changes);
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
-            }
+            // Writes of this process wake us at once; writes of other processes sharing the
+            // database (more API nodes, a CLI import) are seen by reading again each second.
+            let next_look = deadline.min(tokio::time::Instant::now() + RECHECK);
+            let _ = tokio::time::timeout_at(next_look, notified).await;
         }
     }
 }

@@ -24,18 +24,23 @@ fn profiled(data_dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A `profiled serve` process on a random port.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(&["--data-dir", &data_dir.display().to_string()], &[])
+    }
+
+    /// A server with these extra arguments and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
-            .arg("--data-dir")
-            .arg(data_dir)
+            .args(args)
+            .envs(env.iter().copied())
             .env_remove("PROFILED_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -59,7 +64,7 @@ impl Server {
     }
 
     /// Everything printed on stdout so far.
-    fn printed(&self) -> String {
+    pub fn printed(&self) -> String {
         self.stdout.try_iter().collect::<Vec<_>>().join("\n")
     }
 }
@@ -83,7 +88,7 @@ fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> 
     rx
 }
 
-fn key_in(text: &str) -> Option<String> {
+pub fn key_in(text: &str) -> Option<String> {
     text.split_whitespace()
         .find(|w| w.starts_with("prf_"))
         .map(str::to_owned)

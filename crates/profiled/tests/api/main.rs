@@ -12,5 +12,6 @@ mod docs;
 mod durability;
 mod errors;
 mod merges;
+mod nodes;
 mod profiles;
 mod search;
