@@ -5,6 +5,8 @@
 # REPEAT runs each). Results go to target/bench-data/runs.jsonl and are printed as a table.
 #   bench/run.sh                      all workloads
 #   DUR=10 REPEAT=1 bench/run.sh      shorter
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
+#                                     the same on PostgreSQL (schema profiled_bench, recreated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESS=${HARNESS:-../shared/bench}
@@ -14,7 +16,15 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 
 cargo build --release -q -p profiled -p profiled-bench
 rm -rf "$DATA"
-export PROFILED_BENCH_KEY=$(target/release/profiled-bench preload --profiles "$PROFILES" --data-dir "$DATA")
+if [ -n "${DATABASE_URL:-}" ]; then
+  psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS profiled_bench CASCADE"
+  export PROFILED_DATABASE_URL="$DATABASE_URL" PROFILED_POSTGRES__SCHEMA=profiled_bench
+  export PROFILED_POSTGRES__MAX_CONNECTIONS=${PG_CONNECTIONS:-32}
+  VARIANT=${VARIANT:-postgres}
+  export PROFILED_BENCH_KEY=$(target/release/profiled-bench preload --profiles "$PROFILES" --database-url "$DATABASE_URL" --schema profiled_bench)
+else
+  export PROFILED_BENCH_KEY=$(target/release/profiled-bench preload --profiles "$PROFILES" --data-dir "$DATA")
+fi
 
 target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 --log-level "${LOG_LEVEL:-warn}" 2> target/bench-data/server.log &
 echo $! > /tmp/profiled-bench.pid

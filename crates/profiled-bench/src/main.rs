@@ -2,6 +2,7 @@
 //! as a Markdown table for `docs/benchmarks.md`.
 
 mod data;
+mod target;
 mod preload;
 mod search;
 

@@ -1,15 +1,12 @@
 //! Search and count latency on 1,000,000 generated profiles (issue: search and count).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use profiled_core::filter::{Filter, ValueType};
 use profiled_core::{Limits, WorkspaceId};
 use profiled_server::Service;
 use profiled_server::service::Search;
-use profiled_store::Store;
-use profiled_store::sqlite::{SqliteSettings, SqliteStore};
 use rand::Rng;
 
 use crate::data;
@@ -22,27 +19,28 @@ pub struct Args {
     /// Where the database lives; an existing data set of the same size is reused.
     #[arg(long, default_value = "target/bench-data/search")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    target: crate::target::Target,
     /// Repetitions of each fast query (slow scans run a tenth as often, at least 20).
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open_dir(&args.data_dir, &SqliteSettings::default()).await?);
+    let store = args.target.open(&args.data_dir).await?;
     let service = Service::new(store.clone(), Limits::default());
     let ws = match store.workspace_by_name("bench").await?.map(|w| w.id) {
         Some(ws) if service.count(ws, &Filter::all()).await? == args.profiles => {
             eprintln!(
                 "reusing {} profiles in {}",
                 args.profiles,
-                args.data_dir.display()
+                args.target.describe(&args.data_dir)
             );
             ws
         }
         Some(_) => anyhow::bail!(
             "{} holds another data set; remove it first",
-            args.data_dir.display()
+            args.target.describe(&args.data_dir)
         ),
         None => data::load(&store, "bench", args.profiles).await?,
     };
