@@ -2,9 +2,9 @@
 //! as a Markdown table for `docs/benchmarks.md`.
 
 mod data;
-mod target;
 mod preload;
 mod search;
+mod target;
 
 use clap::{Parser, Subcommand};
 

@@ -75,9 +75,25 @@ fn json_type(value: &str) -> String {
     format!("jsonb_typeof({value})")
 }
 
-/// The string at a path compared byte by byte: what a `string` index is built on.
+/// The string at a path, compared byte by byte; NULL when the value is not a string. The type
+/// check lives inside the expression so that a `string` index answers a comparison alone,
+/// without visiting the table.
 pub(crate) fn string_key(table: &str, column: JsonColumn, path: &[Segment]) -> String {
-    format!("({} COLLATE \"C\")", json_text(table, column, path))
+    format!(
+        "((CASE WHEN {} = 'string' THEN {} END) COLLATE \"C\")",
+        json_type(&json_value(table, column, path)),
+        json_text(table, column, path)
+    )
+}
+
+/// The number at a path as JSONB (JSONB orders numbers by value); NULL when it is not a
+/// number. What a `number` index is built on.
+pub(crate) fn number_key(table: &str, column: JsonColumn, path: &[Segment]) -> String {
+    let value = json_value(table, column, path);
+    format!(
+        "(CASE WHEN {} = 'number' THEN {value} END)",
+        json_type(&value)
+    )
 }
 
 /// A string value padded to the canonical timestamp form when it has one of the accepted
@@ -250,13 +266,16 @@ impl Compiler {
             Literal::Null => sql.push(&format!("({value} IS NULL OR {kind} = 'null')")),
             Literal::Bool(b) => sql.push(&format!("({value} = '{b}'::jsonb)")),
             Literal::Number(n) => {
-                sql.push(&format!("({kind} = 'number' AND {value} {op_sql} CAST("));
+                sql.push(&format!(
+                    "({} {op_sql} CAST(",
+                    number_key(self.table, column, path)
+                ));
                 sql.bind(Bind::Text(n.to_string()));
                 sql.push(" AS jsonb))");
             }
             Literal::String(s) => {
                 sql.push(&format!(
-                    "({kind} = 'string' AND {} {op_sql} ",
+                    "({} {op_sql} ",
                     string_key(self.table, column, path)
                 ));
                 sql.bind(Bind::Text(s.clone()));

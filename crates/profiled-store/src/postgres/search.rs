@@ -11,7 +11,7 @@ use profiled_core::{ProfileId, WorkspaceId};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, PgConnection, PgPool, Row};
 
-use super::filter::{compile, json_value, statement, string_key, time_key};
+use super::filter::{compile, json_value, number_key, statement, string_key, time_key};
 use crate::rows::{ProfileColumns, from_micros, micros};
 use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue, sort_value};
 use crate::sql::{Bind, Sql, index_name};
@@ -251,14 +251,15 @@ pub(super) async fn explain(
 
 /// The indexed expression of a declared field and type, without a table prefix: JSONB for
 /// numbers and booleans, "C"-collated text for strings, the canonical form for timestamps —
-/// each exactly the expression the filter compiler writes for that type.
+/// each exactly the expression the filter compiler writes for that type, type check included.
 fn index_expression(field: &Field, value_type: ValueType) -> Result<String> {
     let (column, path) = field
         .json_path()
         .ok_or_else(|| StoreError::Corrupt(format!("{field} cannot be indexed")))?;
     Ok(match value_type {
         ValueType::String => string_key("", column, path),
-        ValueType::Number | ValueType::Boolean => format!("({})", json_value("", column, path)),
+        ValueType::Number => number_key("", column, path),
+        ValueType::Boolean => format!("({})", json_value("", column, path)),
         ValueType::Timestamp => time_key("", column, path),
     })
 }

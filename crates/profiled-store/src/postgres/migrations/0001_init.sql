@@ -58,24 +58,31 @@ CREATE TABLE property_indexes (
     PRIMARY KEY (workspace_id, field)
 );
 
--- The change log, numbered per workspace. The counter row is taken (row-locked) by the last
--- statement of a writing transaction and held until it commits, so numbers follow commit
--- order: a feed reader resuming after N never misses an entry committed later below N.
+-- The change log. Writers only append (id from a sequence: no lock, no contention); a row
+-- gets its feed number (seq) later, when a reader of the feed or a history sequences the
+-- committed rows that have none, in id order, under the workspace's counter row. Numbers
+-- are thus only ever given to committed rows and only ever grow: a reader resuming after N
+-- never misses an entry that commits later. (Numbering at insert time would give a slow
+-- transaction a number below ones already read.)
+CREATE SEQUENCE change_ids;
 CREATE TABLE change_seqs (
     workspace_id BIGINT PRIMARY KEY,
     last_seq     BIGINT NOT NULL
 );
 CREATE TABLE changes (
     workspace_id BIGINT NOT NULL,
-    seq          BIGINT NOT NULL,
+    id           BIGINT NOT NULL DEFAULT nextval('change_ids'),
+    seq          BIGINT,
     profile_id   TEXT COLLATE "C" NOT NULL,
     at           BIGINT NOT NULL,
     actor        TEXT   NOT NULL,
     operation    TEXT   NOT NULL,
     changes      JSONB  NOT NULL,
     origin       TEXT,
-    PRIMARY KEY (workspace_id, seq)
+    PRIMARY KEY (workspace_id, id),
+    UNIQUE (workspace_id, seq)
 );
+CREATE INDEX changes_unsequenced ON changes (workspace_id, id) WHERE seq IS NULL;
 CREATE INDEX changes_by_profile ON changes (workspace_id, profile_id, seq);
 CREATE INDEX changes_by_time ON changes (at);
 
