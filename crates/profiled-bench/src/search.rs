@@ -148,8 +148,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?,
     );
 
+    let target = match &args.target.database_url {
+        Some(_) => format!(" --database-url $DATABASE_URL --schema {}", args.target.schema),
+        None => String::new(),
+    };
     println!(
-        "Command: `cargo run --release -p profiled-bench -- search --profiles {n} --iterations {fast}`\n"
+        "Command: `cargo run --release -p profiled-bench -- search --profiles {n} --iterations {fast}{target}`\n"
     );
     println!("| query | runs | p50 | p99 |\n|---|---|---|---|");
     for row in rows {
