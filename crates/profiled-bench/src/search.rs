@@ -149,7 +149,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let target = match &args.target.database_url {
-        Some(_) => format!(" --database-url $DATABASE_URL --schema {}", args.target.schema),
+        Some(_) => format!(
+            " --database-url $DATABASE_URL --schema {}",
+            args.target.schema
+        ),
         None => String::new(),
     };
     println!(

@@ -240,3 +240,28 @@ pub fn internal_error() -> Problem {
         "the server failed to handle the request; it has been logged",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServiceError;
+    use profiled_store::StoreError;
+
+    #[test]
+    fn a_write_that_kept_colliding_is_a_503_to_retry_and_says_nothing_internal() {
+        let error = ApiError::Service(ServiceError::Store(StoreError::Contended(
+            "could not serialize access due to concurrent update on relation profiles".into(),
+        )));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn other_storage_failures_stay_a_bare_500() {
+        let error = ApiError::Service(ServiceError::Store(StoreError::Corrupt("x".into())));
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+    }
+}

@@ -162,3 +162,34 @@ impl From<StoreError> for ServiceError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiled_core::Identity;
+
+    #[tokio::test]
+    async fn only_collisions_are_retried_and_a_taken_identity_only_by_upserts() {
+        let contended = || ServiceError::Store(StoreError::Contended("deadlock detected".into()));
+        let taken = || ServiceError::IdentityTaken(Identity::new_unchecked("user_id", "u1"));
+
+        let mut attempts = Attempts::new(Retry::OnContention);
+        assert!(attempts.again(&contended()).await);
+        assert!(!attempts.again(&taken()).await);
+        assert!(!attempts.again(&ServiceError::Conflict("x".into())).await);
+
+        let mut upsert = Attempts::new(Retry::AlsoWhenIdentityTaken);
+        assert!(upsert.again(&taken()).await);
+
+        // Bounded: the eighth attempt is the last.
+        let mut attempts = Attempts::new(Retry::OnContention);
+        let retried = {
+            let mut n = 0;
+            while attempts.again(&contended()).await {
+                n += 1;
+            }
+            n
+        };
+        assert_eq!(retried, Attempts::MAX - 1);
+    }
+}
