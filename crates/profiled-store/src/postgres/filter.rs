@@ -1,18 +1,15 @@
-//! The filter language compiled to PostgreSQL SQL: the twin of the SQLite compiler, held to
-//! the same property test (SQL selects exactly what the reference evaluator matches).
-//!
-//! Works on the negation normal form: a negated predicate compiles to `(…) IS NOT TRUE`, so
-//! SQL's NULLs never leak into the result. JSON values are read with `->` one step at a time
+//! PostgreSQL's half of the filter compiler ([`crate::sql::filter`] walks the filter), held to
+//! the same property test as SQLite's (SQL selects exactly what the reference evaluator
+//! matches). JSON values are read with `->` one step at a time
 //! (`-> 'key'` on an object, `-> 0` on an array; the wrong kind of container yields NULL, as
 //! the evaluator says), compared as JSONB for numbers and booleans and as text in the "C"
 //! collation for strings, always behind a `jsonb_typeof` guard so no type is mistaken for
 //! another. Only validated paths are written into the SQL, so expression indexes match.
 
 use jiff::Timestamp;
-use profiled_core::filter::{
-    CompareOp, Field, Filter, JsonColumn, Literal, Segment, format_canonical,
-};
+use profiled_core::filter::{CompareOp, Filter, JsonColumn, Literal, Segment, format_canonical};
 
+use crate::sql::filter::Dialect;
 use crate::sql::{Bind, Placeholders, Sql, quote_literal};
 
 /// A new statement in PostgreSQL's placeholder style.
@@ -120,120 +117,41 @@ pub(crate) fn time_key(table: &str, column: JsonColumn, path: &[Segment]) -> Str
 
 /// Compiles a filter into a boolean SQL expression over the profiles table aliased `p`.
 pub(crate) fn compile(filter: &Filter, now: Timestamp, sql: &mut Sql) {
-    let normalized = filter.clone().normalized();
-    Compiler { now, table: "p." }.node(&normalized, sql);
+    crate::sql::filter::compile(&PostgresDialect, filter, now, sql);
 }
 
-struct Compiler {
-    now: Timestamp,
-    table: &'static str,
-}
+const TABLE: &str = "p.";
 
-impl Compiler {
-    fn node(&self, filter: &Filter, sql: &mut Sql) {
-        match filter {
-            Filter::And(terms) | Filter::Or(terms) if terms.is_empty() => {
-                sql.push(if matches!(filter, Filter::And(_)) {
-                    "TRUE"
-                } else {
-                    "FALSE"
-                })
-            }
-            Filter::And(terms) | Filter::Or(terms) => {
-                let joiner = if matches!(filter, Filter::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                sql.push("(");
-                for (i, term) in terms.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(joiner);
-                    }
-                    self.node(term, sql);
-                }
-                sql.push(")");
-            }
-            Filter::Not(inner) => {
-                sql.push("((");
-                self.node(inner, sql);
-                sql.push(") IS NOT TRUE)");
-            }
-            Filter::Compare {
-                field,
-                op: CompareOp::Ne,
-                value,
-            } => {
-                let eq = Filter::Compare {
-                    field: field.clone(),
-                    op: CompareOp::Eq,
-                    value: value.clone(),
-                };
-                self.node(&Filter::Not(Box::new(eq)), sql);
-            }
-            Filter::In { values, .. } if values.is_empty() => sql.push("FALSE"),
-            Filter::In { field, values } => {
-                sql.push("(");
-                for (i, value) in values.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(" OR ");
-                    }
-                    self.predicate(
-                        field,
-                        &Filter::Compare {
-                            field: field.clone(),
-                            op: CompareOp::Eq,
-                            value: value.clone(),
-                        },
-                        sql,
-                    );
-                }
-                sql.push(")");
-            }
-            predicate => self.predicate(predicate_field(predicate), predicate, sql),
-        }
-    }
+/// PostgreSQL's JSONB operators.
+struct PostgresDialect;
 
-    fn predicate(&self, field: &Field, predicate: &Filter, sql: &mut Sql) {
-        match field {
-            Field::Property(path) => {
-                self.json_predicate(JsonColumn::Properties, path, predicate, sql)
-            }
-            Field::Computed(path) => {
-                self.json_predicate(JsonColumn::Computed, path, predicate, sql)
-            }
-            Field::Identity(kind) => self.identity_predicate(kind, predicate, sql),
-            Field::Id => self.scalar_predicate(&format!("{}id", self.table), predicate, sql, false),
-            Field::CreatedAt => {
-                self.scalar_predicate(&format!("{}created_at", self.table), predicate, sql, true)
-            }
-            Field::UpdatedAt => {
-                self.scalar_predicate(&format!("{}updated_at", self.table), predicate, sql, true)
-            }
-        }
-    }
+impl Dialect for PostgresDialect {
+    const TRUE: &'static str = "TRUE";
+    const FALSE: &'static str = "FALSE";
+    const POSITION: &'static str = "strpos";
 
     fn json_predicate(
         &self,
         column: JsonColumn,
         path: &[Segment],
         predicate: &Filter,
+        now: Timestamp,
         sql: &mut Sql,
     ) {
-        let value = json_value(self.table, column, path);
+        let value = json_value(TABLE, column, path);
         let kind = json_type(&value);
-        let text = json_text(self.table, column, path);
+        let text = json_text(TABLE, column, path);
         match predicate {
             Filter::Compare {
                 op, value: literal, ..
-            } => self.json_compare(column, path, *op, literal, sql),
+            } => json_compare(column, path, *op, literal, now, sql),
             Filter::Exists { .. } => sql.push(&format!("({kind} <> 'null')")),
             Filter::Contains { value: literal, .. } => {
                 // The CASE keeps jsonb_array_elements from ever seeing a non-array.
                 sql.push(&format!(
                     "(({kind} = 'array' AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN {kind} = 'array' THEN {value} END) AS e (v) WHERE "
                 ));
-                element_equals(literal, self.now, sql);
+                element_equals(literal, now, sql);
                 sql.push("))");
                 if let Literal::String(needle) = literal {
                     sql.push(&format!(" OR ({kind} = 'string' AND strpos({text}, "));
@@ -250,129 +168,40 @@ impl Compiler {
             _ => unreachable!("only predicates reach here"),
         }
     }
-
-    fn json_compare(
-        &self,
-        column: JsonColumn,
-        path: &[Segment],
-        op: CompareOp,
-        literal: &Literal,
-        sql: &mut Sql,
-    ) {
-        let value = json_value(self.table, column, path);
-        let kind = json_type(&value);
-        let op_sql = op.as_str();
-        match literal {
-            Literal::Null => sql.push(&format!("({value} IS NULL OR {kind} = 'null')")),
-            Literal::Bool(b) => sql.push(&format!("({value} = '{b}'::jsonb)")),
-            Literal::Number(n) => {
-                sql.push(&format!(
-                    "({} {op_sql} CAST(",
-                    number_key(self.table, column, path)
-                ));
-                sql.bind(Bind::Text(n.to_string()));
-                sql.push(" AS jsonb))");
-            }
-            Literal::String(s) => {
-                sql.push(&format!(
-                    "({} {op_sql} ",
-                    string_key(self.table, column, path)
-                ));
-                sql.bind(Bind::Text(s.clone()));
-                sql.push(")");
-            }
-            Literal::Time(t) => {
-                sql.push(&format!(
-                    "({} {op_sql} ",
-                    time_key(self.table, column, path)
-                ));
-                sql.bind(Bind::Text(format_canonical(t.resolve(self.now))));
-                sql.push(")");
-            }
-        }
-    }
-
-    fn identity_predicate(&self, kind: &str, predicate: &Filter, sql: &mut Sql) {
-        let exists = |sql: &mut Sql| {
-            sql.push(&format!(
-                "EXISTS (SELECT 1 FROM identities AS i WHERE i.workspace_id = {t}workspace_id AND i.profile_id = {t}id AND i.kind = ",
-                t = self.table
-            ));
-            sql.bind(Bind::Text(kind.to_owned()));
-        };
-        match predicate {
-            Filter::Compare {
-                value: Literal::Null,
-                ..
-            } => {
-                sql.push("(NOT ");
-                exists(sql);
-                sql.push("))");
-            }
-            Filter::Exists { .. } => {
-                sql.push("(");
-                exists(sql);
-                sql.push("))");
-            }
-            _ => {
-                sql.push("(");
-                exists(sql);
-                sql.push(" AND ");
-                text_condition("i.value", predicate, sql);
-                sql.push("))");
-            }
-        }
-    }
-
-    /// `id`, `created_at`, `updated_at`: columns that always have a value.
-    fn scalar_predicate(&self, column: &str, predicate: &Filter, sql: &mut Sql, is_time: bool) {
-        match predicate {
-            Filter::Exists { .. } => sql.push("TRUE"),
-            Filter::Compare {
-                value: Literal::Null,
-                ..
-            } => sql.push("FALSE"),
-            Filter::Compare {
-                op,
-                value: Literal::Time(t),
-                ..
-            } if is_time => {
-                sql.push(&format!("({column} {} ", op.as_str()));
-                sql.bind(Bind::Int(t.resolve(self.now).as_microsecond()));
-                sql.push(")");
-            }
-            _ if is_time => sql.push("FALSE"),
-            _ => text_condition(column, predicate, sql),
-        }
-    }
 }
 
-/// A condition on a text column in the "C" collation (an id or an identity value) with a
-/// string literal.
-fn text_condition(column: &str, predicate: &Filter, sql: &mut Sql) {
-    match predicate {
-        Filter::Compare {
-            op,
-            value: Literal::String(s),
-            ..
-        } => {
-            sql.push(&format!("{column} {} ", op.as_str()));
+fn json_compare(
+    column: JsonColumn,
+    path: &[Segment],
+    op: CompareOp,
+    literal: &Literal,
+    now: Timestamp,
+    sql: &mut Sql,
+) {
+    let value = json_value(TABLE, column, path);
+    let kind = json_type(&value);
+    let op_sql = op.as_str();
+    match literal {
+        Literal::Null => sql.push(&format!("({value} IS NULL OR {kind} = 'null')")),
+        Literal::Bool(b) => sql.push(&format!("({value} = '{b}'::jsonb)")),
+        Literal::Number(n) => {
+            sql.push(&format!(
+                "({} {op_sql} CAST(",
+                number_key(TABLE, column, path)
+            ));
+            sql.bind(Bind::Text(n.to_string()));
+            sql.push(" AS jsonb))");
+        }
+        Literal::String(s) => {
+            sql.push(&format!("({} {op_sql} ", string_key(TABLE, column, path)));
             sql.bind(Bind::Text(s.clone()));
+            sql.push(")");
         }
-        Filter::Contains {
-            value: Literal::String(s),
-            ..
-        } => {
-            sql.push(&format!("strpos({column}, "));
-            sql.bind(Bind::Text(s.clone()));
-            sql.push(") > 0");
+        Literal::Time(t) => {
+            sql.push(&format!("({} {op_sql} ", time_key(TABLE, column, path)));
+            sql.bind(Bind::Text(format_canonical(t.resolve(now))));
+            sql.push(")");
         }
-        Filter::StartsWith { prefix, .. } => {
-            sql.push(&format!("strpos({column}, "));
-            sql.bind(Bind::Text(prefix.clone()));
-            sql.push(") = 1");
-        }
-        _ => sql.push("FALSE"),
     }
 }
 
@@ -397,18 +226,6 @@ fn element_equals(literal: &Literal, now: Timestamp, sql: &mut Sql) {
             ));
             sql.bind(Bind::Text(format_canonical(t.resolve(now))));
         }
-    }
-}
-
-fn predicate_field(filter: &Filter) -> &Field {
-    match filter {
-        Filter::Compare { field, .. }
-        | Filter::In { field, .. }
-        | Filter::Exists { field }
-        | Filter::Contains { field, .. }
-        | Filter::StartsWith { field, .. } => field,
-        Filter::Not(inner) => predicate_field(inner),
-        Filter::And(_) | Filter::Or(_) => unreachable!("groups are compiled by `node`"),
     }
 }
 

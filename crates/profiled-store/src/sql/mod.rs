@@ -1,5 +1,7 @@
 //! Building SQL with bound values, for the backends' filter compilers and searches.
 
+pub(crate) mod filter;
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Bind {
