@@ -1,6 +1,6 @@
 //! Where a benchmark's data lives: a SQLite data directory, or a schema on PostgreSQL.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use profiled_store::Store;
@@ -18,14 +18,14 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn describe(&self, data_dir: &std::path::Path) -> String {
+    pub fn describe(&self, data_dir: &Path) -> String {
         match &self.database_url {
             Some(_) => format!("PostgreSQL schema {}", self.schema),
             None => data_dir.display().to_string(),
         }
     }
 
-    pub async fn open(&self, data_dir: &PathBuf) -> anyhow::Result<Arc<dyn Store>> {
+    pub async fn open(&self, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match &self.database_url {
             Some(url) => {
                 let mut settings = PostgresSettings::new(url.clone());

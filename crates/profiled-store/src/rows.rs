@@ -70,3 +70,34 @@ pub(crate) fn to_json(map: &Map<String, Value>) -> String {
 pub(crate) fn set_once_json(profile: &Profile) -> String {
     serde_json::to_string(&profile.set_once).expect("a set of strings serialises")
 }
+
+/// A change log row's columns as read, before decoding.
+pub(crate) struct ChangeColumns {
+    pub seq: i64,
+    pub profile_id: String,
+    pub at: i64,
+    pub actor: String,
+    pub operation: String,
+    /// A JSON array of key changes.
+    pub changes: String,
+    pub origin: Option<String>,
+}
+
+impl ChangeColumns {
+    pub fn decode(self) -> Result<profiled_core::change::Change> {
+        use profiled_core::change::{Change, KeyChange, NewChange, Operation};
+        Ok(Change {
+            seq: self.seq,
+            entry: NewChange {
+                profile_id: ProfileId(self.profile_id),
+                at: from_micros(self.at)?,
+                actor: self.actor,
+                operation: Operation::parse(&self.operation)
+                    .ok_or_else(|| StoreError::Corrupt(format!("operation {}", self.operation)))?,
+                changes: serde_json::from_str::<Vec<KeyChange>>(&self.changes)
+                    .map_err(|e| StoreError::Corrupt(format!("changes: {e}")))?,
+                origin: self.origin,
+            },
+        })
+    }
+}

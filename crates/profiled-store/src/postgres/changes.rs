@@ -1,13 +1,13 @@
 //! Change log rows. Appending takes no lock; numbers (seq) are given to committed rows by
 //! [`sequence`] before the log is read (see the `changes` table in the migration).
 
-use profiled_core::change::{Change, KeyChange, NewChange, Operation};
+use profiled_core::change::{Change, NewChange};
 use profiled_core::{ProfileId, WorkspaceId};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
-use crate::rows::{from_micros, micros};
-use crate::{Result, StoreError};
+use crate::Result;
+use crate::rows::{ChangeColumns, micros};
 
 /// Appends an entry; it has no number until [`sequence`] gives it one. Returns its id.
 pub(super) async fn append(
@@ -135,21 +135,16 @@ pub(super) async fn feed(
 }
 
 fn row(r: &PgRow) -> Result<Change> {
-    let operation: String = r.try_get("operation")?;
-    let changes: String = r.try_get("changes")?;
-    Ok(Change {
+    ChangeColumns {
         seq: r.try_get("seq")?,
-        entry: NewChange {
-            profile_id: ProfileId(r.try_get("profile_id")?),
-            at: from_micros(r.try_get("at")?)?,
-            actor: r.try_get("actor")?,
-            operation: Operation::parse(&operation)
-                .ok_or_else(|| StoreError::Corrupt(format!("operation {operation}")))?,
-            changes: serde_json::from_str::<Vec<KeyChange>>(&changes)
-                .map_err(|e| StoreError::Corrupt(format!("changes: {e}")))?,
-            origin: r.try_get("origin")?,
-        },
-    })
+        profile_id: r.try_get("profile_id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        operation: r.try_get("operation")?,
+        changes: r.try_get("changes")?,
+        origin: r.try_get("origin")?,
+    }
+    .decode()
 }
 
 /// Deletes every workspace's entries older than `before`. Only old entries go, so a feed

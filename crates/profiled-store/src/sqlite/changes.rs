@@ -1,12 +1,13 @@
 //! Change log rows.
 
-use profiled_core::change::{Change, KeyChange, NewChange, Operation};
+use profiled_core::change::{Change, NewChange};
 use profiled_core::{ProfileId, WorkspaceId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::{from_micros, micros};
-use crate::{Result, StoreError};
+use super::micros;
+use crate::Result;
+use crate::rows::ChangeColumns;
 
 pub(super) async fn append(
     conn: &mut SqliteConnection,
@@ -88,21 +89,16 @@ pub(super) async fn feed(
 }
 
 fn row(r: &SqliteRow) -> Result<Change> {
-    let operation: String = r.try_get("operation")?;
-    let changes: String = r.try_get("changes")?;
-    Ok(Change {
+    ChangeColumns {
         seq: r.try_get("seq")?,
-        entry: NewChange {
-            profile_id: ProfileId(r.try_get("profile_id")?),
-            at: from_micros(r.try_get("at")?)?,
-            actor: r.try_get("actor")?,
-            operation: Operation::parse(&operation)
-                .ok_or_else(|| StoreError::Corrupt(format!("operation {operation}")))?,
-            changes: serde_json::from_str::<Vec<KeyChange>>(&changes)
-                .map_err(|e| StoreError::Corrupt(format!("changes: {e}")))?,
-            origin: r.try_get("origin")?,
-        },
-    })
+        profile_id: r.try_get("profile_id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        operation: r.try_get("operation")?,
+        changes: r.try_get("changes")?,
+        origin: r.try_get("origin")?,
+    }
+    .decode()
 }
 
 /// Deletes every workspace's entries older than `before`; returns how many went. Only old
