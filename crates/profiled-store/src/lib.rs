@@ -19,7 +19,7 @@ use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
-pub use records::{ApiKeyRecord, MergeRecord, StoredMerge, Workspace};
+pub use records::{ApiKeyRecord, DeletionReceipt, MergeRecord, StoredMerge, Workspace};
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -97,6 +97,20 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes change log entries older than `before`, in every workspace.
     async fn prune_changes(&self, before: Timestamp) -> Result<u64>;
 
+    /// A deletion receipt.
+    async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>>;
+    /// Deletion receipts, newest first; those older than the receipt `before` when given.
+    async fn deletions(
+        &self,
+        ws: WorkspaceId,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeletionReceipt>>;
+    /// Makes committed deletions physically unrecoverable where the backend can: on SQLite
+    /// (which zeroes deleted content as it goes) the write-ahead log, which still holds the
+    /// old pages, is checkpointed and truncated; on PostgreSQL the tables are vacuumed.
+    async fn scrub(&self) -> Result<()>;
+
     /// Starts a write transaction. Writes of one store are serialised (or, on a server
     /// database, row-locked) so that a read-modify-write inside it never loses an update.
     async fn begin(&self) -> Result<Box<dyn ProfileTx>>;
@@ -158,5 +172,7 @@ pub trait ProfileTx: Send {
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64>;
     /// Deletes a profile with its identities and change log entries; false when it did not exist.
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool>;
+    /// Keeps a deletion receipt.
+    async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -63,3 +63,16 @@ pub struct StoredMerge {
     pub actor: String,
     pub undone_at: Option<Timestamp>,
 }
+
+/// Proof that a profile was erased: who asked, when, and the SHA-256 of each identity value
+/// it carried (so a later request about a value can be answered without keeping the value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletionReceipt {
+    pub id: String,
+    pub profile_id: profiled_core::ProfileId,
+    pub requested_at: Timestamp,
+    pub completed_at: Timestamp,
+    pub requested_by: String,
+    /// Lowercase hex SHA-256 of each identity value, sorted.
+    pub identifiers: Vec<String>,
+}

@@ -101,3 +101,28 @@ impl ChangeColumns {
         })
     }
 }
+
+/// A deletion receipt's columns as read, before decoding.
+pub(crate) struct DeletionColumns {
+    pub id: String,
+    pub profile_id: String,
+    pub requested_at: i64,
+    pub completed_at: i64,
+    pub requested_by: String,
+    /// A JSON array of hex digests.
+    pub identifiers: String,
+}
+
+impl DeletionColumns {
+    pub fn decode(self) -> Result<crate::DeletionReceipt> {
+        Ok(crate::DeletionReceipt {
+            id: self.id,
+            profile_id: ProfileId(self.profile_id),
+            requested_at: from_micros(self.requested_at)?,
+            completed_at: from_micros(self.completed_at)?,
+            requested_by: self.requested_by,
+            identifiers: serde_json::from_str(&self.identifiers)
+                .map_err(|e| StoreError::Corrupt(format!("deletion identifiers: {e}")))?,
+        })
+    }
+}

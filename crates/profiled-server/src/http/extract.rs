@@ -59,7 +59,7 @@ impl FromRequest<AppState> for PatchBody {
     }
 }
 
-fn is_json(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -67,7 +67,7 @@ fn is_json(headers: &HeaderMap, expected: &str) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case(expected))
 }
 
-async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge(state.service.limits().max_body_bytes)

@@ -41,6 +41,7 @@ pub struct AppState {
         (name = "profiles", description = "Profiles, their properties and identities"),
         (name = "search", description = "Search and count with the filter language; declared indexes"),
         (name = "changes", description = "The change log: profile history and the workspace's change feed"),
+        (name = "deletions", description = "Forgetting people: deletion receipts, bulk erasure"),
         (name = "workspaces", description = "Tenants"),
         (name = "keys", description = "API keys of a workspace"),
         (name = "health", description = "Liveness"),
@@ -75,9 +76,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(
             v1::profiles::get_profile,
             v1::profiles::patch_profile,
-            v1::profiles::delete_profile
+            v1::deletions::forget
         ))
-        .routes(routes!(v1::profiles::get_by_identity))
+        .routes(routes!(
+            v1::profiles::get_by_identity,
+            v1::deletions::forget_by_identity
+        ))
+        .routes(routes!(v1::deletions::list, v1::deletions::bulk))
+        .routes(routes!(v1::deletions::get))
         .routes(routes!(v1::profiles::replace_properties))
         .routes(routes!(v1::profiles::add_identities))
         .routes(routes!(v1::profiles::remove_identity))

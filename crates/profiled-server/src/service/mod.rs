@@ -3,6 +3,7 @@
 
 mod access;
 pub mod changes;
+pub mod deletions;
 mod key_cache;
 mod merges;
 mod profiles;

@@ -466,44 +466,6 @@ impl Service {
         Ok(profile)
     }
 
-    /// Deletes a profile and its identities.
-    pub async fn delete(
-        &self,
-        ws: WorkspaceId,
-        ctx: &WriteContext,
-        id: &ProfileId,
-        precondition: Option<Precondition>,
-    ) -> Result<()> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self.delete_once(ws, ctx, id, precondition.clone()).await {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
-    }
-
-    async fn delete_once(
-        &self,
-        ws: WorkspaceId,
-        ctx: &WriteContext,
-        id: &ProfileId,
-        precondition: Option<Precondition>,
-    ) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        let id = &self
-            .locked(&mut *tx, ws, id, precondition.as_ref())
-            .await?
-            .id;
-        tx.delete_profile(ws, id).await?;
-        // Only the fact remains: the profile's earlier entries went with it, and this one holds
-        // no values.
-        tx.append_change(ws, &ctx.entry(id, now(), Operation::Delete, Vec::new()))
-            .await?;
-        self.commit(tx).await?;
-        Ok(())
-    }
-
     pub(super) async fn locked(
         &self,
         tx: &mut dyn ProfileTx,

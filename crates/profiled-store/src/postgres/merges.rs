@@ -204,3 +204,49 @@ pub(super) async fn forget_survivor(
         .await?;
     Ok(())
 }
+
+/// Every id merged into a profile, directly or through merges of merges (still linked, not
+/// undone).
+pub(super) async fn absorbed_into(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+) -> Result<Vec<ProfileId>> {
+    let mut found: Vec<ProfileId> = Vec::new();
+    let mut next = 0;
+    let mut current = id.clone();
+    loop {
+        let absorbed: Vec<String> = sqlx::query_scalar(
+            "SELECT absorbed_id FROM merged_ids WHERE workspace_id = $1 AND survivor_id = $2",
+        )
+        .bind(ws.0)
+        .bind(&current.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        found.extend(absorbed.into_iter().map(ProfileId).filter(|a| a != id));
+        found.dedup();
+        match found.get(next) {
+            Some(more) => {
+                current = more.clone();
+                next += 1;
+            }
+            None => return Ok(found),
+        }
+    }
+}
+
+/// Removes the (undone) merges that keep a snapshot of a profile they had absorbed.
+pub(super) async fn forget_absorbed(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM merges WHERE workspace_id = $1 AND absorbed @> jsonb_build_array(jsonb_build_object('id', CAST($2 AS text)))",
+    )
+    .bind(ws.0)
+    .bind(&id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

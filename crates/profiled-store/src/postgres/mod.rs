@@ -7,6 +7,7 @@
 //! error is [`StoreError::Contended`] and the service runs the use-case again.
 
 mod changes;
+mod deletions;
 mod filter;
 mod merges;
 mod profiles;
@@ -28,8 +29,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use crate::{
-    ApiKeyRecord, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store,
-    StoreError, StoredMerge, Workspace,
+    ApiKeyRecord, DeletionReceipt, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage,
+    SearchQuery, Store, StoreError, StoredMerge, Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -149,13 +150,23 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 }
 
 fn migrator() -> Migrator {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("migrations/0001_init.sql").into_sql_str(),
-        false,
-    )]);
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    let mut migrator = Migrator::with_migrations(vec![
+        migration(1, "init", include_str!("migrations/0001_init.sql")),
+        migration(
+            2,
+            "deletion receipts",
+            include_str!("migrations/0002_deletions.sql"),
+        ),
+    ]);
     migrator.set_locking(false);
     migrator
 }
@@ -281,6 +292,28 @@ impl Store for PostgresStore {
         changes::prune(&self.pool, before).await
     }
 
+    async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
+        deletions::load(&self.pool, ws, id).await
+    }
+
+    async fn deletions(
+        &self,
+        ws: WorkspaceId,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeletionReceipt>> {
+        deletions::list(&self.pool, ws, before, limit).await
+    }
+
+    async fn scrub(&self) -> Result<()> {
+        // Dead rows stay in their pages until VACUUM removes them; PostgreSQL has no secure
+        // delete, so this is as far as the database itself goes (see docs/scaling.md).
+        sqlx::query("VACUUM profiles, identities, changes, merges, merged_ids")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
         Ok(Box::new(PostgresTx {
             tx: self.pool.begin().await?,
@@ -368,9 +401,19 @@ impl ProfileTx for PostgresTx {
     }
 
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
-        changes::forget_profile(&mut self.tx, ws, id).await?;
-        merges::forget_survivor(&mut self.tx, ws, id).await?;
+        // The profiles merged into this one live on in their change-log entries and in merge
+        // snapshots: they go too.
+        let absorbed = merges::absorbed_into(&mut self.tx, ws, id).await?;
+        for gone in std::iter::once(id).chain(&absorbed) {
+            changes::forget_profile(&mut self.tx, ws, gone).await?;
+            merges::forget_survivor(&mut self.tx, ws, gone).await?;
+            merges::forget_absorbed(&mut self.tx, ws, gone).await?;
+        }
         profiles::delete(&mut self.tx, ws, id).await
+    }
+
+    async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()> {
+        deletions::record(&mut self.tx, ws, receipt).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

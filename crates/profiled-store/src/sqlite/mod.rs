@@ -6,6 +6,7 @@
 //! separate pool and see every committed write.
 
 mod changes;
+mod deletions;
 mod filter;
 mod group_commit;
 mod merges;
@@ -29,8 +30,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, Store,
-    StoreError, StoredMerge, Workspace,
+    ApiKeyRecord, DeletionReceipt, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage,
+    SearchQuery, Store, StoreError, StoredMerge, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -106,7 +107,10 @@ impl SqliteStore {
             })
             .foreign_keys(true)
             .busy_timeout(settings.busy_timeout)
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Deleted content is overwritten with zeros, so a forgotten profile is not left
+            // behind in free space of the database file.
+            .pragma("secure_delete", "on");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -158,6 +162,11 @@ fn migrator() -> Migrator {
             5,
             "set_once keys",
             include_str!("migrations/0005_set_once.sql"),
+        ),
+        migration(
+            6,
+            "deletion receipts",
+            include_str!("migrations/0006_deletions.sql"),
         ),
     ]);
     migrator.set_locking(false);
@@ -297,6 +306,35 @@ impl Store for SqliteStore {
         changes::prune(&mut conn, before).await
     }
 
+    async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
+        deletions::load(&self.reader, ws, id).await
+    }
+
+    async fn deletions(
+        &self,
+        ws: WorkspaceId,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeletionReceipt>> {
+        deletions::list(&self.reader, ws, before, limit).await
+    }
+
+    async fn scrub(&self) -> Result<()> {
+        // secure_delete has zeroed what was deleted in the database's pages; the WAL still holds
+        // the pages as they were. A TRUNCATE checkpoint copies the new pages into the database
+        // and empties the WAL file. It waits for readers still on older snapshots, and reports
+        // (busy = 1) when it could not finish.
+        let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.writer)
+            .await?;
+        if busy != 0 {
+            return Err(StoreError::Contended(
+                "the write-ahead log could not be truncated while readers held it".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn begin(&self) -> Result<Box<dyn ProfileTx>> {
         Ok(Box::new(SqliteTx {
             slot: self.profile_writes.begin().await?,
@@ -387,9 +425,19 @@ impl ProfileTx for SqliteTx {
     }
 
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
-        changes::forget_profile(self.slot.conn(), ws, id).await?;
-        merges::forget_survivor(self.slot.conn(), ws, id).await?;
+        // The profiles merged into this one live on in their change-log entries and in merge
+        // snapshots: they go too.
+        let absorbed = merges::absorbed_into(self.slot.conn(), ws, id).await?;
+        for gone in std::iter::once(id).chain(&absorbed) {
+            changes::forget_profile(self.slot.conn(), ws, gone).await?;
+            merges::forget_survivor(self.slot.conn(), ws, gone).await?;
+            merges::forget_absorbed(self.slot.conn(), ws, gone).await?;
+        }
         profiles::delete(self.slot.conn(), ws, id).await
+    }
+
+    async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()> {
+        deletions::record(self.slot.conn(), ws, receipt).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -8,6 +8,7 @@ mod auth;
 mod changes;
 mod cli;
 mod concurrency;
+mod deletions;
 mod docs;
 mod durability;
 mod errors;

@@ -310,7 +310,8 @@ async fn delete_leaves_nothing_behind_and_frees_the_identities() {
         .await;
     let id = created.body["id"].as_str().unwrap();
     let deleted = app.delete(&format!("/v1/profiles/{id}"), &app.admin).await;
-    assert_eq!(deleted.status, 204);
+    assert_eq!(deleted.status, 200);
+    assert_eq!(deleted.body["profile_id"], id);
     assert_problem(
         &app.get(&format!("/v1/profiles/{id}"), &app.admin).await,
         404,
@@ -414,7 +415,7 @@ async fn if_match_guards_every_write() {
     );
     assert_eq!(
         send(Method::DELETE, path.clone(), "*", None).await.status,
-        204
+        200
     );
 }
 }

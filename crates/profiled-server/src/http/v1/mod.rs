@@ -1,6 +1,7 @@
 //! The native API, one module per resource.
 
 pub mod changes;
+pub mod deletions;
 pub mod indexes;
 pub mod keys;
 pub mod merges;

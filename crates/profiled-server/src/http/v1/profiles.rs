@@ -1,4 +1,5 @@
-//! `/v1/profiles`: upsert by identities, read, change, identities, delete.
+//! `/v1/profiles`: upsert by identities, read, change, identities. (Deleting is forgetting:
+//! see `deletions.rs`.)
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -410,30 +411,4 @@ pub async fn remove_identity(
         )
         .await?;
     Ok(written(&caller, StatusCode::OK, profile))
-}
-
-#[utoipa::path(
-    delete, path = "/v1/profiles/{id}", tag = "profiles",
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses(
-        (status = 204, description = "Deleted, with its identities"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 412, body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = []))
-)]
-/// Delete a profile and its identities.
-pub async fn delete_profile(
-    State(state): State<AppState>,
-    caller: Caller,
-    origin: OriginTag,
-    Path(id): Path<String>,
-    IfMatch(precondition): IfMatch,
-) -> Result<StatusCode, ApiError> {
-    let ws = caller.write()?;
-    state
-        .service
-        .delete(ws, &caller.context(origin), &ProfileId(id), precondition)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

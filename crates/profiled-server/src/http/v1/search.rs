@@ -91,7 +91,7 @@ pub struct CountResult {
 }
 
 /// Parses a filter given as a string or a JSON tree at `/filter` of a request.
-fn filter(value: Option<Value>) -> Result<Filter, ApiError> {
+pub(crate) fn parse_filter(value: Option<Value>) -> Result<Filter, ApiError> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(Filter::all()),
         Some(Value::String(text)) => Filter::parse(&text),
@@ -133,7 +133,7 @@ pub async fn search(
             .collect(),
     )?;
     let search = Search {
-        filter: filter(body.filter)?,
+        filter: parse_filter(body.filter)?,
         sort,
         limit: limit(body.limit)?,
         cursor: body.cursor,
@@ -173,7 +173,7 @@ pub async fn list(
         })
         .collect();
     let search = Search {
-        filter: filter(params.filter.map(Value::String))?,
+        filter: parse_filter(params.filter.map(Value::String))?,
         sort: sort_keys(sort)?,
         limit: limit(params.limit)?,
         cursor: params.cursor,
@@ -197,6 +197,6 @@ pub async fn count(
     ApiJson(body): ApiJson<CountBody>,
 ) -> Result<Json<CountResult>, ApiError> {
     let ws = caller.read()?;
-    let count = state.service.count(ws, &filter(body.filter)?).await?;
+    let count = state.service.count(ws, &parse_filter(body.filter)?).await?;
     Ok(Json(CountResult { count }))
 }
