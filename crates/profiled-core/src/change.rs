@@ -19,6 +19,9 @@ pub enum Operation {
     Merge,
     /// A merge was undone: the absorbed profile is back, or the survivor gave back what it took.
     Unmerge,
+    /// The profile was reset: properties and computed values emptied, a new `percent` drawn,
+    /// identities kept.
+    Clear,
     /// The profile was deleted; the entry carries no values, and the profile's earlier entries
     /// are gone with it.
     Delete,
@@ -33,6 +36,7 @@ impl Operation {
             Operation::RemoveIdentity => "remove_identity",
             Operation::Merge => "merge",
             Operation::Unmerge => "unmerge",
+            Operation::Clear => "clear",
             Operation::Delete => "delete",
         }
     }
@@ -45,6 +49,7 @@ impl Operation {
             Self::RemoveIdentity,
             Self::Merge,
             Self::Unmerge,
+            Self::Clear,
             Self::Delete,
         ]
         .into_iter()

@@ -68,6 +68,18 @@ impl Profile {
     }
 
     /// Records that the profile changed at `now`.
+    /// Resets the profile as Chameleon's "clear" does: properties and computed values emptied,
+    /// a new `percent` drawn, `computed.cleared_at` set; the id and identities stay.
+    pub fn clear(&mut self, now: Timestamp, percent: f64) {
+        self.properties.clear();
+        self.set_once.clear();
+        self.computed.clear();
+        self.computed.insert("percent".into(), Value::from(percent));
+        self.computed
+            .insert("cleared_at".into(), Value::from(now.to_string()));
+        self.touch(now);
+    }
+
     pub fn touch(&mut self, now: Timestamp) {
         self.version += 1;
         self.updated_at = now.max(self.updated_at);

@@ -87,6 +87,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::profiles::replace_properties))
         .routes(routes!(v1::profiles::add_identities))
         .routes(routes!(v1::profiles::remove_identity))
+        .routes(routes!(v1::profiles::clear))
         .routes(routes!(v1::workspaces::current))
         .routes(routes!(v1::workspaces::list, v1::workspaces::create))
         .routes(routes!(v1::keys::list, v1::keys::create))

@@ -466,6 +466,50 @@ impl Service {
         Ok(profile)
     }
 
+    /// Resets a profile (see [`Profile::clear`]); the profile and its identities stay.
+    pub async fn clear(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        id: &ProfileId,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self.clear_once(ws, ctx, id, precondition.clone()).await {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn clear_once(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        id: &ProfileId,
+        precondition: Option<Precondition>,
+    ) -> Result<Profile> {
+        let mut tx = self.store.begin().await?;
+        let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
+        let before = profile.clone();
+        let now = now();
+        profile.clear(now, rand::rng().random_range(0.0..100.0));
+        tx.update_profile(ws, &profile).await?;
+        tx.append_change(
+            ws,
+            &ctx.entry(
+                &profile.id,
+                now,
+                Operation::Clear,
+                diff(Some(&before), &profile),
+            ),
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(profile)
+    }
+
     pub(super) async fn locked(
         &self,
         tx: &mut dyn ProfileTx,

@@ -419,3 +419,50 @@ async fn if_match_guards_every_write() {
     );
 }
 }
+
+backend_test! {
+#[tokio::test]
+async fn clearing_resets_the_profile_but_keeps_it_and_its_identities() {
+    let app = TestApp::start().await;
+    let created = app
+        .upsert(
+            &app.admin,
+            json!({"identities": {"user_id": "c1", "email": "c1@x.io"}, "set": {"plan": "pro", "prefs": {"theme": "dark"}}, "set_once": {"first": 1}}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let before = created.body["computed"]["percent"].clone();
+
+    let cleared = app
+        .post(&format!("/v1/profiles/{id}/clear"), &app.admin, json!(null))
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert_eq!(cleared.body["id"], id.as_str());
+    assert_eq!(cleared.body["properties"], json!({}));
+    assert_eq!(cleared.body["identities"], created.body["identities"]);
+    assert_eq!(cleared.body["version"], 2);
+    let computed = cleared.body["computed"].as_object().unwrap();
+    assert_eq!(computed.len(), 2, "{}", cleared.body);
+    assert!(computed["percent"].as_f64().is_some_and(|p| (0.0..100.0).contains(&p)));
+    assert_ne!(computed["percent"], before, "a new percent is drawn");
+    assert!(computed["cleared_at"].as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()));
+
+    // set_once starts over: the key can be set once again.
+    let again = app
+        .upsert(&app.admin, json!({"identities": {"user_id": "c1"}, "set_once": {"first": 2}}))
+        .await;
+    assert_eq!(again.body["properties"], json!({"first": 2}));
+
+    let history = app.get(&format!("/v1/profiles/{id}/history"), &app.admin).await;
+    assert_eq!(history.body["changes"][1]["operation"], "clear");
+    assert_problem(
+        &app.post("/v1/profiles/nope/clear", &app.admin, json!(null)).await,
+        404,
+    );
+    let reader = app.key(profiled_core::Scope::Read).await;
+    assert_problem(
+        &app.post(&format!("/v1/profiles/{id}/clear"), &reader, json!(null)).await,
+        403,
+    );
+}
+}

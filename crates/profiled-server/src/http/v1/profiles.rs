@@ -412,3 +412,33 @@ pub async fn remove_identity(
         .await?;
     Ok(written(&caller, StatusCode::OK, profile))
 }
+
+#[utoipa::path(
+    post, path = "/v1/profiles/{id}/clear", tag = "profiles",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, body = ProfileView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+/// Clear a profile.
+///
+/// Empties its properties and computed values, draws a new `computed.percent` and sets
+/// `computed.cleared_at`; the profile keeps its id and identities. The change log records a
+/// `clear` with the values it removed.
+pub async fn clear(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: OriginTag,
+    Path(id): Path<String>,
+    IfMatch(precondition): IfMatch,
+) -> Result<Response, ApiError> {
+    let ws = caller.write()?;
+    let profile = state
+        .service
+        .clear(ws, &caller.context(origin), &ProfileId(id), precondition)
+        .await?;
+    Ok(written(&caller, StatusCode::OK, profile))
+}
