@@ -205,7 +205,7 @@ pub async fn drop_index(config: &Config, workspace: &str, field: &str) -> anyhow
     Ok(())
 }
 
-fn describe(err: profiled_server::ServiceError) -> anyhow::Error {
+pub fn describe(err: profiled_server::ServiceError) -> anyhow::Error {
     match err {
         profiled_server::ServiceError::Invalid(violations) => anyhow::anyhow!(
             "{}",

@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod export;
 mod serve;
 mod telemetry;
 
@@ -60,6 +61,8 @@ enum Command {
     /// Manage the property paths a workspace declares indexed.
     #[command(subcommand)]
     Indexes(IndexesCommand),
+    /// Export a workspace's profiles (or those matching a filter) as NDJSON or CSV.
+    Export(export::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +182,7 @@ fn main() -> ExitCode {
             Command::Indexes(IndexesCommand::Drop { field, workspace }) => {
                 commands::drop_index(&config, &workspace, &field).await
             }
+            Command::Export(args) => export::run(&config, args).await,
         }
     });
     match result {

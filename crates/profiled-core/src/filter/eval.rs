@@ -88,7 +88,8 @@ fn values<'a>(field: &Field, profile: &'a Profile) -> Vec<Scalar<'a>> {
     }
 }
 
-fn lookup<'a>(root: &'a serde_json::Map<String, Value>, path: &[Segment]) -> Option<&'a Value> {
+/// The value at a path inside a JSON object (`properties` or `computed`), if there is one.
+pub fn lookup<'a>(root: &'a serde_json::Map<String, Value>, path: &[Segment]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
     let Segment::Key(first) = first else {
         return None;

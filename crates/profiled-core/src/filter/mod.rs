@@ -22,6 +22,7 @@ mod time;
 use jiff::Timestamp;
 use serde_json::Number;
 
+pub use eval::lookup;
 pub use field::{Field, JsonColumn, Segment};
 pub use parse::ParseError;
 pub use time::{TimeLiteral, canonical_timestamp, format_canonical};

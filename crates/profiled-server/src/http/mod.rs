@@ -71,6 +71,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::merges::undo))
         .routes(routes!(v1::changes::feed))
         .routes(routes!(v1::search::count))
+        .routes(routes!(v1::exports::export))
         .routes(routes!(v1::indexes::list, v1::indexes::declare))
         .routes(routes!(v1::indexes::drop))
         .routes(routes!(

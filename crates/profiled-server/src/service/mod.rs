@@ -4,6 +4,7 @@
 mod access;
 pub mod changes;
 pub mod deletions;
+pub mod exports;
 mod key_cache;
 mod merges;
 mod profiles;

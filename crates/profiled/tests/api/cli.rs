@@ -284,3 +284,72 @@ async fn a_killed_server_loses_no_acknowledged_write() {
         assert_eq!(&TestApp::read(reply).await.body, profile);
     }
 }
+
+#[tokio::test]
+async fn the_cli_exports_a_workspace_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let key = key_in(&server.printed()).expect("the first start prints a key");
+    for (user, plan) in [("a", "pro"), ("b", "free"), ("c", "pro")] {
+        let upsert = json!({"identities": {"user_id": user}, "set": {"plan": plan}});
+        assert_eq!(
+            status(
+                &server.base,
+                reqwest::Method::POST,
+                "/v1/profiles",
+                &key,
+                Some(upsert)
+            )
+            .await,
+            201
+        );
+    }
+    let file = dir.path().join("pro.csv");
+    let output = profiled(
+        dir.path(),
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--columns",
+            "identities.user_id,properties.plan",
+            "--filter",
+            "properties.plan = \"pro\"",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut rows: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    rows[1..].sort();
+    assert_eq!(
+        rows,
+        ["identities.user_id,properties.plan", "a,pro", "c,pro"]
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("exported 2 profiles"));
+
+    let ndjson = profiled(dir.path(), &["export"]);
+    assert!(ndjson.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(ndjson.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|p| p["identities"][0]["kind"] == "user_id")
+    );
+
+    let bad = profiled(dir.path(), &["export", "--filter", "properties.plan ="]);
+    assert!(!bad.status.success());
+}

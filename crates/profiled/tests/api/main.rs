@@ -12,6 +12,7 @@ mod deletions;
 mod docs;
 mod durability;
 mod errors;
+mod exports;
 mod merges;
 mod nodes;
 mod profiles;

@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod deletions;
+pub mod exports;
 pub mod indexes;
 pub mod keys;
 pub mod merges;
