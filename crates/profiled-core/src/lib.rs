@@ -10,6 +10,7 @@ pub mod change;
 pub mod error;
 pub mod filter;
 pub mod identity;
+pub mod import;
 pub mod limits;
 pub mod merge;
 pub mod ops;

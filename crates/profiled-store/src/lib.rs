@@ -19,7 +19,9 @@ use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
-pub use records::{ApiKeyRecord, DeletionReceipt, MergeRecord, StoredMerge, Workspace};
+pub use records::{
+    ApiKeyRecord, DeletionReceipt, ImportRecord, MergeRecord, StoredMerge, Workspace,
+};
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -106,6 +108,11 @@ pub trait Store: Send + Sync + 'static {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeletionReceipt>>;
+    /// Creates or updates an import job's record.
+    async fn save_import(&self, ws: WorkspaceId, record: &ImportRecord) -> Result<()>;
+    async fn import(&self, ws: WorkspaceId, id: &str) -> Result<Option<ImportRecord>>;
+    /// Import jobs, newest first.
+    async fn imports(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<ImportRecord>>;
     /// Makes committed deletions physically unrecoverable where the backend can: on SQLite
     /// (which zeroes deleted content as it goes) the write-ahead log, which still holds the
     /// old pages, is checkpointed and truncated; on PostgreSQL the tables are vacuumed.

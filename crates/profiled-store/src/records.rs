@@ -76,3 +76,22 @@ pub struct DeletionReceipt {
     /// Lowercase hex SHA-256 of each identity value, sorted.
     pub identifiers: Vec<String>,
 }
+
+/// An import job as stored: its state, counts and (the first) failed lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRecord {
+    pub id: String,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    /// `ndjson` or `csv`.
+    pub format: String,
+    pub requested_by: String,
+    pub started_at: Timestamp,
+    /// When the record was last saved; a running import saves at least every second.
+    pub updated_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub counts: profiled_core::import::ImportCounts,
+    pub failures: Vec<profiled_core::import::ImportFailure>,
+    /// Why the import stopped early, when it did.
+    pub error: Option<String>,
+}

@@ -126,3 +126,36 @@ impl DeletionColumns {
         })
     }
 }
+
+/// An import record's columns as read, before decoding.
+pub(crate) struct ImportColumns {
+    pub id: String,
+    pub status: String,
+    pub format: String,
+    pub requested_by: String,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    pub counts: String,
+    pub failures: String,
+    pub error: Option<String>,
+}
+
+impl ImportColumns {
+    pub fn decode(self) -> Result<crate::ImportRecord> {
+        let corrupt =
+            |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("import {what}: {e}"));
+        Ok(crate::ImportRecord {
+            id: self.id,
+            status: self.status,
+            format: self.format,
+            requested_by: self.requested_by,
+            started_at: from_micros(self.started_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            finished_at: self.finished_at.map(from_micros).transpose()?,
+            counts: serde_json::from_str(&self.counts).map_err(|e| corrupt("counts", e))?,
+            failures: serde_json::from_str(&self.failures).map_err(|e| corrupt("failures", e))?,
+            error: self.error,
+        })
+    }
+}

@@ -41,6 +41,7 @@ pub struct AppState {
         (name = "profiles", description = "Profiles, their properties and identities"),
         (name = "search", description = "Search and count with the filter language; declared indexes"),
         (name = "changes", description = "The change log: profile history and the workspace's change feed"),
+        (name = "imports", description = "Bulk upserts and deletes from NDJSON or CSV, as jobs"),
         (name = "deletions", description = "Forgetting people: deletion receipts, bulk erasure"),
         (name = "workspaces", description = "Tenants"),
         (name = "keys", description = "API keys of a workspace"),
@@ -72,6 +73,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::changes::feed))
         .routes(routes!(v1::search::count))
         .routes(routes!(v1::exports::export))
+        .routes(routes!(v1::imports::list, v1::imports::import))
+        .routes(routes!(v1::imports::get))
         .routes(routes!(v1::indexes::list, v1::indexes::declare))
         .routes(routes!(v1::indexes::drop))
         .routes(routes!(

@@ -69,32 +69,54 @@ impl Service {
         ctx: &WriteContext,
         identities: &[Identity],
     ) -> Result<(Vec<DeletionReceipt>, usize)> {
-        let requested_at = now();
         let mut receipts: Vec<DeletionReceipt> = Vec::new();
         let mut not_found = 0;
         for identity in identities {
-            let Some(profile) = self.store.profile_by_identity(ws, identity).await? else {
-                not_found += 1;
-                continue;
-            };
-            let mut attempts = Attempts::new(Retry::OnContention);
-            let receipt = loop {
-                match self
-                    .forget_once(ws, ctx, &profile.id, None, requested_at)
-                    .await
-                {
-                    // Another identity of the list led to the same profile, already gone.
-                    Err(ServiceError::NotFound(_)) => break None,
-                    Err(e) if attempts.again(&e).await => continue,
-                    outcome => break Some(outcome?),
-                }
-            };
-            receipts.extend(receipt);
+            match self
+                .forget_unscrubbed(ws, ctx, std::slice::from_ref(identity))
+                .await?
+            {
+                Some(receipt) => receipts.push(receipt),
+                None => not_found += 1,
+            }
         }
         if !receipts.is_empty() {
             self.scrub().await;
         }
         Ok((receipts, not_found))
+    }
+
+    /// Erases the profile the first of `identities` that leads anywhere leads to; `None`
+    /// when none does (or it was erased meanwhile). The caller scrubs.
+    pub(super) async fn forget_unscrubbed(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        identities: &[Identity],
+    ) -> Result<Option<DeletionReceipt>> {
+        let requested_at = now();
+        let mut profile = None;
+        for identity in identities {
+            profile = self.store.profile_by_identity(ws, identity).await?;
+            if profile.is_some() {
+                break;
+            }
+        }
+        let Some(profile) = profile else {
+            return Ok(None);
+        };
+        let mut attempts = Attempts::new(Retry::OnContention);
+        loop {
+            match self
+                .forget_once(ws, ctx, &profile.id, None, requested_at)
+                .await
+            {
+                // Another request erased it first.
+                Err(ServiceError::NotFound(_)) => return Ok(None),
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => return outcome.map(Some),
+            }
+        }
     }
 
     async fn forget_once(
@@ -138,7 +160,7 @@ impl Service {
 
     /// Physically removes what forgetting deleted, where the backend can. A failure leaves the
     /// data unreachable through any API (the rows are gone) and is retried by the next forget.
-    async fn scrub(&self) {
+    pub(super) async fn scrub(&self) {
         for attempt in 1..=3 {
             match self.store.scrub().await {
                 Ok(()) => return,

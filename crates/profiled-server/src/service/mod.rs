@@ -5,6 +5,7 @@ mod access;
 pub mod changes;
 pub mod deletions;
 pub mod exports;
+pub mod imports;
 mod key_cache;
 mod merges;
 mod profiles;

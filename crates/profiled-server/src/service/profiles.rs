@@ -16,7 +16,8 @@ use super::{Attempts, Result, Retry, Service, ServiceError};
 #[derive(Debug, Clone)]
 pub struct Upsert {
     pub identities: Vec<Identity>,
-    pub ops: PropertyOps,
+    /// What to do to the properties (of an empty profile, when it is created).
+    pub change: Change,
 }
 
 /// The outcome of a write.
@@ -24,6 +25,8 @@ pub struct Upsert {
 pub struct Written {
     pub profile: Profile,
     pub created: bool,
+    /// False when the write changed nothing (the version stayed).
+    pub changed: bool,
 }
 
 /// A change to an existing profile's properties.
@@ -105,6 +108,22 @@ fn now() -> Timestamp {
     to_micros(Timestamp::now())
 }
 
+/// New properties after a change, and the top-level keys its `set_once` filled.
+fn edited(
+    change: &Change,
+    current: &Map<String, Value>,
+) -> Result<(Map<String, Value>, Vec<String>)> {
+    Ok(match change {
+        Change::Ops(ops) => {
+            let properties = ops.apply(current, "")?;
+            let filled = ops.set_once_filled(current, &properties);
+            (properties, filled)
+        }
+        Change::MergePatch(patch) => (merge_patch(current, patch)?, Vec::new()),
+        Change::Replace(properties) => (properties.clone(), Vec::new()),
+    })
+}
+
 fn not_found(id: &ProfileId) -> ServiceError {
     ServiceError::NotFound(format!("profile `{id}`"))
 }
@@ -155,12 +174,9 @@ impl Service {
                     rand::rng().random_range(0.0..100.0),
                 );
                 profile.attach(request.identities.iter().cloned());
-                profile.properties = request.ops.apply(&profile.properties, "")?;
-                profile.set_once = request
-                    .ops
-                    .set_once_filled(&Map::new(), &profile.properties)
-                    .into_iter()
-                    .collect();
+                let (properties, set_once_filled) = edited(&request.change, &Map::new())?;
+                profile.properties = properties;
+                profile.set_once = set_once_filled.into_iter().collect();
                 self.check(&profile)?;
                 tx.insert_profile(ws, &profile).await?;
                 tx.append_change(
@@ -176,14 +192,13 @@ impl Service {
                 Written {
                     profile,
                     created: true,
+                    changed: true,
                 }
             }
             Some(mut profile) => {
                 refuse_second_user_id(&profile, &request.identities)?;
-                let properties = request.ops.apply(&profile.properties, "")?;
-                let set_once_filled = request
-                    .ops
-                    .set_once_filled(&profile.properties, &properties);
+                let version = profile.version;
+                let (properties, set_once_filled) = edited(&request.change, &profile.properties)?;
                 let new_identities: Vec<Identity> = request
                     .identities
                     .iter()
@@ -203,9 +218,11 @@ impl Service {
                     },
                 )
                 .await?;
+                let changed = profile.version != version;
                 Written {
                     profile,
                     created: false,
+                    changed,
                 }
             }
         };
@@ -333,15 +350,7 @@ impl Service {
     ) -> Result<Profile> {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
-        let (properties, set_once_filled) = match change {
-            Change::Ops(ops) => {
-                let properties = ops.apply(&profile.properties, "")?;
-                let filled = ops.set_once_filled(&profile.properties, &properties);
-                (properties, filled)
-            }
-            Change::MergePatch(patch) => (merge_patch(&profile.properties, &patch)?, Vec::new()),
-            Change::Replace(properties) => (properties, Vec::new()),
-        };
+        let (properties, set_once_filled) = edited(&change, &profile.properties)?;
         self.save(
             &mut *tx,
             ws,

@@ -9,6 +9,7 @@
 mod changes;
 mod deletions;
 mod filter;
+mod imports;
 mod merges;
 mod profiles;
 mod records;
@@ -29,8 +30,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use crate::{
-    ApiKeyRecord, DeletionReceipt, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage,
-    SearchQuery, Store, StoreError, StoredMerge, Workspace,
+    ApiKeyRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx, PropertyIndex, Result,
+    SearchPage, SearchQuery, Store, StoreError, StoredMerge, Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -165,6 +166,11 @@ fn migrator() -> Migrator {
             2,
             "deletion receipts",
             include_str!("migrations/0002_deletions.sql"),
+        ),
+        migration(
+            3,
+            "import jobs",
+            include_str!("migrations/0003_imports.sql"),
         ),
     ]);
     migrator.set_locking(false);
@@ -303,6 +309,18 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<DeletionReceipt>> {
         deletions::list(&self.pool, ws, before, limit).await
+    }
+
+    async fn save_import(&self, ws: WorkspaceId, record: &ImportRecord) -> Result<()> {
+        imports::save(&self.pool, ws, record).await
+    }
+
+    async fn import(&self, ws: WorkspaceId, id: &str) -> Result<Option<ImportRecord>> {
+        imports::load(&self.pool, ws, id).await
+    }
+
+    async fn imports(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<ImportRecord>> {
+        imports::list(&self.pool, ws, limit).await
     }
 
     async fn scrub(&self) -> Result<()> {

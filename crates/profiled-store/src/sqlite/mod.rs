@@ -9,6 +9,7 @@ mod changes;
 mod deletions;
 mod filter;
 mod group_commit;
+mod imports;
 mod merges;
 mod profiles;
 mod records;
@@ -30,8 +31,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, DeletionReceipt, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage,
-    SearchQuery, Store, StoreError, StoredMerge, Workspace,
+    ApiKeyRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx, PropertyIndex, Result,
+    SearchPage, SearchQuery, Store, StoreError, StoredMerge, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -167,6 +168,11 @@ fn migrator() -> Migrator {
             6,
             "deletion receipts",
             include_str!("migrations/0006_deletions.sql"),
+        ),
+        migration(
+            7,
+            "import jobs",
+            include_str!("migrations/0007_imports.sql"),
         ),
     ]);
     migrator.set_locking(false);
@@ -317,6 +323,18 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<DeletionReceipt>> {
         deletions::list(&self.reader, ws, before, limit).await
+    }
+
+    async fn save_import(&self, ws: WorkspaceId, record: &ImportRecord) -> Result<()> {
+        imports::save(&self.writer, ws, record).await
+    }
+
+    async fn import(&self, ws: WorkspaceId, id: &str) -> Result<Option<ImportRecord>> {
+        imports::load(&self.reader, ws, id).await
+    }
+
+    async fn imports(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<ImportRecord>> {
+        imports::list(&self.reader, ws, limit).await
     }
 
     async fn scrub(&self) -> Result<()> {

@@ -13,6 +13,7 @@ mod docs;
 mod durability;
 mod errors;
 mod exports;
+mod imports;
 mod merges;
 mod nodes;
 mod profiles;

@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod deletions;
 pub mod exports;
+pub mod imports;
 pub mod indexes;
 pub mod keys;
 pub mod merges;

@@ -177,7 +177,7 @@ pub async fn upsert(
             &caller.context(origin),
             Upsert {
                 identities,
-                ops: body.ops,
+                change: Change::Ops(body.ops),
             },
         )
         .await?;
