@@ -3,6 +3,7 @@
 mod commands;
 mod config;
 mod export;
+mod import;
 mod serve;
 mod telemetry;
 
@@ -61,6 +62,8 @@ enum Command {
     /// Manage the property paths a workspace declares indexed.
     #[command(subcommand)]
     Indexes(IndexesCommand),
+    /// Import NDJSON or CSV commands (upserts and deletes) into a workspace.
+    Import(import::Args),
     /// Export a workspace's profiles (or those matching a filter) as NDJSON or CSV.
     Export(export::Args),
 }
@@ -183,6 +186,7 @@ fn main() -> ExitCode {
                 commands::drop_index(&config, &workspace, &field).await
             }
             Command::Export(args) => export::run(&config, args).await,
+            Command::Import(args) => import::run(&config, args).await,
         }
     });
     match result {

@@ -353,3 +353,44 @@ async fn the_cli_exports_a_workspace_while_the_server_runs() {
     let bad = profiled(dir.path(), &["export", "--filter", "properties.plan ="]);
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn the_cli_imports_a_file_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let key = key_in(&server.printed()).expect("the first start prints a key");
+    let file = dir.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "email,plan,age:number\na@x.io,pro,41\nb@x.io,free,oops\nc@x.io,free,7\n",
+    )
+    .unwrap();
+    let output = profiled(dir.path(), &["import", file.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 rows"), "{stderr}");
+    assert!(stderr.contains("2 created"), "{stderr}");
+    assert!(stderr.contains("line 3: age"), "{stderr}");
+    let profile = reqwest::Client::new()
+        .get(format!("{}/v1/profiles/by/email/a@x.io", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let profile: serde_json::Value = profile.json().await.unwrap();
+    assert_eq!(profile["properties"], json!({"plan": "pro", "age": 41}));
+
+    let unknown = profiled(dir.path(), &["import", "/nonexistent/file.ndjson"]);
+    assert!(!unknown.status.success());
+    let no_format = dir.path().join("data.txt");
+    std::fs::write(&no_format, "x").unwrap();
+    assert!(
+        !profiled(dir.path(), &["import", no_format.to_str().unwrap()])
+            .status
+            .success()
+    );
+}
