@@ -2,6 +2,7 @@
 //! as a Markdown table for `docs/benchmarks.md`.
 
 mod data;
+mod ndjson;
 mod preload;
 mod search;
 mod target;
@@ -22,6 +23,8 @@ enum Command {
     /// Fill a fresh data directory with generated profiles, a workspace and a key, for HTTP
     /// benchmarks; prints the key.
     Preload(preload::Args),
+    /// Print an NDJSON import file of generated profiles on stdout.
+    Ndjson(ndjson::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Search(args) => search::run(args).await,
             Command::Preload(args) => preload::run(args).await,
+            Command::Ndjson(args) => ndjson::run(args).await,
         }
     })
 }
