@@ -5,7 +5,7 @@ use profiled_core::change::{Operation, diff};
 use profiled_core::{Profile, ProfileId, Violation, WorkspaceId};
 use serde_json::{Map, Value};
 
-use super::{Attempts, Result, Retry, Service, ServiceError, WriteContext};
+use super::{Result, Retry, Service, ServiceError, WriteContext, with_retries};
 
 /// What a merge did (or, in a dry run, would do).
 #[derive(Debug, Clone)]
@@ -29,16 +29,10 @@ impl Service {
         others: &[ProfileId],
         dry_run: bool,
     ) -> Result<MergeOutcome> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self
-                .merge_profiles_once(ws, ctx, target, others, dry_run)
-                .await
-            {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(
+            Retry::OnContention,
+            self.merge_profiles_once(ws, ctx, target, others, dry_run)
+        )
     }
 
     async fn merge_profiles_once(
@@ -99,13 +93,7 @@ impl Service {
         ctx: &WriteContext,
         merge_id: &str,
     ) -> Result<Unmerged> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self.undo_merge_once(ws, ctx, merge_id).await {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(Retry::OnContention, self.undo_merge_once(ws, ctx, merge_id))
     }
 
     async fn undo_merge_once(

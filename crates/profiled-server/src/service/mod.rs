@@ -104,6 +104,21 @@ impl Attempts {
     }
 }
 
+/// Runs attempts of a write use-case (`self.x_once(...)`, re-evaluated each time) until one
+/// succeeds or fails for good; see [`Attempts`].
+macro_rules! with_retries {
+    ($retry:expr, $attempt:expr) => {{
+        let mut attempts = $crate::service::Attempts::new($retry);
+        loop {
+            match $attempt.await {
+                Err(e) if attempts.again(&e).await => continue,
+                outcome => break outcome,
+            }
+        }
+    }};
+}
+pub(crate) use with_retries;
+
 /// Which failures of a write use-case are worth another attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {

@@ -10,7 +10,7 @@ use profiled_store::{MergeRecord, ProfileTx};
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{Attempts, Result, Retry, Service, ServiceError};
+use super::{Result, Retry, Service, ServiceError, with_retries};
 
 /// Create-or-update by identities.
 #[derive(Debug, Clone)]
@@ -146,13 +146,10 @@ impl Service {
         }
         // An identity found free and then taken by a concurrent writer (another node on a
         // shared database) is no conflict: the next attempt finds its owner and updates it.
-        let mut attempts = Attempts::new(Retry::AlsoWhenIdentityTaken);
-        loop {
-            match self.upsert_once(ws, ctx, &request).await {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(
+            Retry::AlsoWhenIdentityTaken,
+            self.upsert_once(ws, ctx, &request)
+        )
     }
 
     async fn upsert_once(
@@ -328,16 +325,10 @@ impl Service {
         change: Change,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self
-                .change_once(ws, ctx, id, change.clone(), precondition.clone())
-                .await
-            {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(
+            Retry::OnContention,
+            self.change_once(ws, ctx, id, change.clone(), precondition.clone())
+        )
     }
 
     async fn change_once(
@@ -377,16 +368,10 @@ impl Service {
         identities: Vec<Identity>,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self
-                .add_identities_once(ws, ctx, id, identities.clone(), precondition.clone())
-                .await
-            {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(
+            Retry::OnContention,
+            self.add_identities_once(ws, ctx, id, identities.clone(), precondition.clone())
+        )
     }
 
     async fn add_identities_once(
@@ -432,16 +417,10 @@ impl Service {
         identity: &Identity,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self
-                .remove_identity_once(ws, ctx, id, identity, precondition.clone())
-                .await
-            {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(
+            Retry::OnContention,
+            self.remove_identity_once(ws, ctx, id, identity, precondition.clone())
+        )
     }
 
     async fn remove_identity_once(
@@ -483,13 +462,10 @@ impl Service {
         id: &ProfileId,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut attempts = Attempts::new(Retry::OnContention);
-        loop {
-            match self.clear_once(ws, ctx, id, precondition.clone()).await {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => return outcome,
-            }
-        }
+        with_retries!(
+            Retry::OnContention,
+            self.clear_once(ws, ctx, id, precondition.clone())
+        )
     }
 
     async fn clear_once(
