@@ -63,6 +63,20 @@ impl Server {
         }
     }
 
+    /// The admin key a first start prints, waiting for it (stdout is read on another thread,
+    /// so it may arrive after the server already listens).
+    pub fn first_key(&self) -> String {
+        loop {
+            let line = self
+                .stdout
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the first start prints a key");
+            if let Some(key) = key_in(&line) {
+                return key;
+            }
+        }
+    }
+
     /// Everything printed on stdout so far.
     pub fn printed(&self) -> String {
         self.stdout.try_iter().collect::<Vec<_>>().join("\n")
@@ -114,12 +128,7 @@ async fn status(
 async fn the_first_start_prints_an_admin_key_once_and_never_again() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let key = (0..50)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            key_in(&server.printed())
-        })
-        .expect("the first start prints a key");
+    let key = server.first_key();
     assert_eq!(
         status(&server.base, reqwest::Method::GET, "/v1/keys", &key, None).await,
         200
@@ -289,7 +298,7 @@ async fn a_killed_server_loses_no_acknowledged_write() {
 async fn the_cli_exports_a_workspace_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let key = key_in(&server.printed()).expect("the first start prints a key");
+    let key = server.first_key();
     for (user, plan) in [("a", "pro"), ("b", "free"), ("c", "pro")] {
         let upsert = json!({"identities": {"user_id": user}, "set": {"plan": plan}});
         assert_eq!(
@@ -358,7 +367,7 @@ async fn the_cli_exports_a_workspace_while_the_server_runs() {
 async fn the_cli_imports_a_file_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let key = key_in(&server.printed()).expect("the first start prints a key");
+    let key = server.first_key();
     let file = dir.path().join("people.csv");
     std::fs::write(
         &file,

@@ -21,8 +21,18 @@ async fn two_processes_upserting_one_identity_make_one_profile_and_lose_nothing(
         let b = scope.spawn(|| Server::start_with(&["--database-url", &url], &env));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let key = key_in(&a.printed())
-        .or_else(|| key_in(&b.printed()))
+    // Whichever node bootstrapped prints the key; stdout arrives on its own thread.
+    let mut printed = String::new();
+    let key = (0..300)
+        .find_map(|_| {
+            printed.push_str(&a.printed());
+            printed.push_str(&b.printed());
+            let key = key_in(&printed);
+            if key.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            key
+        })
         .expect("one of the nodes issued the first admin key");
 
     let client = reqwest::Client::new();
