@@ -177,6 +177,42 @@ pub trait ProfileTx: Send {
     ) -> Result<bool>;
     /// Appends a change log entry; returns its sequence number.
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64>;
+
+    /// Inserts new profiles with their identities, as [`ProfileTx::insert_profile`] does for
+    /// each; a backend may write them with fewer statements.
+    async fn insert_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
+        for profile in profiles {
+            self.insert_profile(ws, profile).await?;
+        }
+        Ok(())
+    }
+    /// Writes existing profiles, as [`ProfileTx::update_profile`] does for each.
+    async fn update_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
+        for profile in profiles {
+            self.update_profile(ws, profile).await?;
+        }
+        Ok(())
+    }
+    /// Attaches identities to existing profiles, as [`ProfileTx::insert_identity`] does for
+    /// each.
+    async fn insert_identities(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[(ProfileId, Identity)],
+        now: Timestamp,
+    ) -> Result<()> {
+        for (id, identity) in identities {
+            self.insert_identity(ws, id, identity, now).await?;
+        }
+        Ok(())
+    }
+    /// Appends change log entries in order.
+    async fn append_changes(&mut self, ws: WorkspaceId, changes: &[NewChange]) -> Result<()> {
+        for change in changes {
+            self.append_change(ws, change).await?;
+        }
+        Ok(())
+    }
     /// Deletes a profile with its identities and change log entries; false when it did not exist.
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool>;
     /// Keeps a deletion receipt.

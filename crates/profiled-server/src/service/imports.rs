@@ -2,27 +2,26 @@
 //! counts and failed lines can be read while it runs and after.
 //!
 //! The input arrives in chunks of any size and is split into lines here, so nothing holds the
-//! whole file. Every line is its own transaction: a bad line fails alone, with its line number
-//! and reason, and changes nothing. Lines are applied concurrently (on SQLite, concurrent
-//! writes share commits), except that a line waits for the lines before it that name one of
-//! its identities, so the last line about a person wins, as in the file. Re-running a file
-//! gives the same end state.
+//! whole file. Lines are applied in file order, in batches: the upserts of a batch share one
+//! transaction and a few multi-row statements ([`Service::upsert_batch`]), each checked on its
+//! own, so a bad line fails alone, with its line number and reason, and changes nothing.
+//! Deletes, and upserts that merge profiles, take the one-by-one path at their place in the
+//! file. Re-running a file gives the same end state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use profiled_core::WorkspaceId;
 use profiled_core::import::{CsvLayout, ImportCommand, ImportCounts, ImportFailure, Mode};
-use profiled_core::{Identity, WorkspaceId};
 use profiled_store::ImportRecord;
 use serde_json::Value;
-use tokio::task::JoinSet;
 
+use super::bulk::{BatchOutcome, BatchUpsert};
 use super::{Change, Result, Service, ServiceError, Upsert, WriteContext};
 
-/// Lines applied at the same time.
-const IN_FLIGHT: usize = 64;
+/// Lines per batch (one transaction).
+const BATCH: usize = 1000;
 /// Failed lines kept with their reasons (all are counted).
 pub const KEPT_FAILURES: usize = 1000;
 /// How often a running import saves its record.
@@ -82,8 +81,8 @@ pub struct Importer {
     /// A line too long to keep: skipped up to its end.
     oversized: bool,
     max_line: usize,
-    tasks: JoinSet<(Vec<Identity>, u64, Result<Outcome>)>,
-    in_flight: HashMap<Identity, usize>,
+    /// Parsed lines not yet applied, with their line numbers.
+    batch: Vec<(u64, ImportCommand)>,
     last_save: Instant,
     any_deleted: bool,
 }
@@ -122,8 +121,7 @@ impl Importer {
             line_no: 0,
             oversized: false,
             max_line,
-            tasks: JoinSet::new(),
-            in_flight: HashMap::new(),
+            batch: Vec::new(),
             last_save: Instant::now(),
             any_deleted: false,
         })
@@ -180,9 +178,7 @@ impl Importer {
     }
 
     async fn settle(mut self, error: Option<String>) -> Result<ImportRecord> {
-        while let Some(done) = self.tasks.join_next().await {
-            self.complete(done);
-        }
+        self.flush().await;
         if self.any_deleted {
             self.service.scrub().await;
         }
@@ -246,49 +242,106 @@ impl Importer {
         }
     }
 
-    /// Starts a line once no earlier line naming one of its identities is still running.
     async fn dispatch(&mut self, line_no: u64, command: ImportCommand) -> Result<()> {
-        let identities = command.identities().to_vec();
-        while self.tasks.len() >= IN_FLIGHT
-            || identities.iter().any(|i| self.in_flight.contains_key(i))
-        {
-            let done = self
-                .tasks
-                .join_next()
-                .await
-                .expect("a line is in flight while we wait");
-            self.complete(done);
+        self.batch.push((line_no, command));
+        if self.batch.len() >= BATCH {
+            self.flush().await;
         }
-        for identity in &identities {
-            *self.in_flight.entry(identity.clone()).or_default() += 1;
-        }
-        let service = self.service.clone();
-        let ctx = self.ctx.clone();
-        let ws = self.ws;
-        self.tasks.spawn(async move {
-            let outcome = apply(&service, ws, &ctx, command).await;
-            (identities, line_no, outcome)
-        });
         Ok(())
     }
 
-    fn complete(
-        &mut self,
-        done: std::result::Result<(Vec<Identity>, u64, Result<Outcome>), tokio::task::JoinError>,
-    ) {
-        let Ok((identities, line_no, outcome)) = done else {
-            // A panic in a line's task: count it, keep going.
-            self.record.counts.failed += 1;
-            return;
-        };
-        for identity in identities {
-            if let Some(n) = self.in_flight.get_mut(&identity) {
-                *n -= 1;
-                if *n == 0 {
-                    self.in_flight.remove(&identity);
+    /// Applies the parsed lines, in order.
+    async fn flush(&mut self) {
+        let mut lines = Vec::new();
+        let mut upserts = Vec::new();
+        for (line_no, command) in std::mem::take(&mut self.batch) {
+            match command {
+                ImportCommand::Upsert {
+                    identities,
+                    properties,
+                    mode,
+                } => {
+                    lines.push(line_no);
+                    upserts.push(BatchUpsert {
+                        identities,
+                        change: change(properties, mode),
+                    });
+                }
+                ImportCommand::Delete { identities } => {
+                    self.upserts(&std::mem::take(&mut lines), &std::mem::take(&mut upserts))
+                        .await;
+                    let outcome = self
+                        .service
+                        .forget_unscrubbed(self.ws, &self.ctx, &identities)
+                        .await
+                        .map(|receipt| match receipt {
+                            Some(_) => Outcome::Deleted,
+                            None => Outcome::Skipped,
+                        });
+                    self.count(line_no, outcome);
                 }
             }
         }
+        self.upserts(&lines, &upserts).await;
+    }
+
+    /// A run of upserts: in batches, with the one-by-one path for merges, and for the rest of
+    /// a batch the database refused as a whole (e.g. a concurrent writer took an identity).
+    async fn upserts(&mut self, lines: &[u64], upserts: &[BatchUpsert]) {
+        let mut start = 0;
+        while start < upserts.len() {
+            match self
+                .service
+                .upsert_batch(self.ws, &self.ctx, &upserts[start..])
+                .await
+            {
+                Ok(outcomes) => {
+                    let taken = outcomes.len();
+                    for (line_no, outcome) in lines[start..].iter().zip(outcomes) {
+                        self.count(*line_no, from_batch(outcome));
+                    }
+                    start += taken;
+                    if start < upserts.len() {
+                        self.upsert_alone(lines[start], &upserts[start]).await;
+                        start += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a batch was refused; its lines go one by one");
+                    for (line_no, upsert) in lines[start..].iter().zip(&upserts[start..]) {
+                        self.upsert_alone(*line_no, upsert).await;
+                    }
+                    start = upserts.len();
+                }
+            }
+        }
+    }
+
+    async fn upsert_alone(&mut self, line_no: u64, upsert: &BatchUpsert) {
+        let outcome = self
+            .service
+            .upsert(
+                self.ws,
+                &self.ctx,
+                Upsert {
+                    identities: upsert.identities.clone(),
+                    change: upsert.change.clone(),
+                },
+            )
+            .await
+            .map(|written| {
+                if written.created {
+                    Outcome::Created
+                } else if written.changed {
+                    Outcome::Updated
+                } else {
+                    Outcome::Unchanged
+                }
+            });
+        self.count(line_no, outcome);
+    }
+
+    fn count(&mut self, line_no: u64, outcome: Result<Outcome>) {
         let counts = &mut self.record.counts;
         match outcome {
             Ok(Outcome::Created) => counts.created += 1,
@@ -340,39 +393,19 @@ fn csv_cells(line: &str) -> std::result::Result<Vec<String>, String> {
     }
 }
 
-async fn apply(
-    service: &Service,
-    ws: WorkspaceId,
-    ctx: &WriteContext,
-    command: ImportCommand,
-) -> Result<Outcome> {
-    match command {
-        ImportCommand::Upsert {
-            identities,
-            properties,
-            mode,
-        } => {
-            let change = match mode {
-                Mode::Merge => Change::MergePatch(Value::Object(properties)),
-                Mode::Replace => Change::Replace(properties),
-            };
-            let written = service
-                .upsert(ws, ctx, Upsert { identities, change })
-                .await?;
-            Ok(if written.created {
-                Outcome::Created
-            } else if written.changed {
-                Outcome::Updated
-            } else {
-                Outcome::Unchanged
-            })
-        }
-        ImportCommand::Delete { identities } => Ok(
-            match service.forget_unscrubbed(ws, ctx, &identities).await? {
-                Some(_) => Outcome::Deleted,
-                None => Outcome::Skipped,
-            },
-        ),
+fn change(properties: serde_json::Map<String, Value>, mode: Mode) -> Change {
+    match mode {
+        Mode::Merge => Change::MergePatch(Value::Object(properties)),
+        Mode::Replace => Change::Replace(properties),
+    }
+}
+
+fn from_batch(outcome: BatchOutcome) -> Result<Outcome> {
+    match outcome {
+        BatchOutcome::Created => Ok(Outcome::Created),
+        BatchOutcome::Updated => Ok(Outcome::Updated),
+        BatchOutcome::Unchanged => Ok(Outcome::Unchanged),
+        BatchOutcome::Failed(e) => Err(e),
     }
 }
 

@@ -2,6 +2,7 @@
 //! every dialect) and the CLI call these; none of them reaches into storage.
 
 mod access;
+pub mod bulk;
 pub mod changes;
 pub mod deletions;
 pub mod exports;

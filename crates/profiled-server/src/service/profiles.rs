@@ -109,7 +109,7 @@ fn now() -> Timestamp {
 }
 
 /// New properties after a change, and the top-level keys its `set_once` filled.
-fn edited(
+pub(super) fn edited(
     change: &Change,
     current: &Map<String, Value>,
 ) -> Result<(Map<String, Value>, Vec<String>)> {
@@ -561,7 +561,7 @@ impl Service {
     }
 
     /// The limits every stored profile respects.
-    fn check(&self, profile: &Profile) -> Result<()> {
+    pub(super) fn check(&self, profile: &Profile) -> Result<()> {
         self.limits
             .check_properties(&profile.properties, "/properties")?;
         if profile.identities.len() > self.limits.max_identities {
@@ -579,7 +579,7 @@ impl Service {
 
 /// An upsert that would give a known user a second, different `user_id` joins two known users:
 /// like merging them, it is refused.
-fn refuse_second_user_id(profile: &Profile, identities: &[Identity]) -> Result<()> {
+pub(super) fn refuse_second_user_id(profile: &Profile, identities: &[Identity]) -> Result<()> {
     let user_id = |i: &&Identity| i.kind.as_str() == profiled_core::IdentityKind::USER_ID;
     if let Some(mine) = profile.identities.iter().find(user_id)
         && let Some(theirs) = identities.iter().filter(user_id).find(|i| *i != mine)
@@ -592,6 +592,6 @@ fn refuse_second_user_id(profile: &Profile, identities: &[Identity]) -> Result<(
     Ok(())
 }
 
-fn new_profile_id() -> ProfileId {
+pub(super) fn new_profile_id() -> ProfileId {
     ProfileId(uuid::Uuid::now_v7().to_string())
 }

@@ -5,6 +5,7 @@
 //! (the CLI while the server runs) waits on the file lock instead of failing. Reads use a
 //! separate pool and see every committed write.
 
+mod batch;
 mod changes;
 mod deletions;
 mod filter;
@@ -452,6 +453,27 @@ impl ProfileTx for SqliteTx {
             merges::forget_absorbed(self.slot.conn(), ws, gone).await?;
         }
         profiles::delete(self.slot.conn(), ws, id).await
+    }
+
+    async fn insert_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
+        batch::insert_profiles(self.slot.conn(), ws, profiles).await
+    }
+
+    async fn update_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
+        batch::update_profiles(self.slot.conn(), ws, profiles).await
+    }
+
+    async fn insert_identities(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[(ProfileId, Identity)],
+        now: Timestamp,
+    ) -> Result<()> {
+        batch::insert_identities(self.slot.conn(), ws, identities, now).await
+    }
+
+    async fn append_changes(&mut self, ws: WorkspaceId, changes: &[NewChange]) -> Result<()> {
+        batch::append_changes(self.slot.conn(), ws, changes).await
     }
 
     async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()> {

@@ -168,3 +168,32 @@ async fn an_import_larger_than_any_request_body_limit_streams_through() {
         404,
     );
 }
+
+backend_test! {
+#[tokio::test]
+async fn an_import_merges_profiles_its_lines_link_and_refuses_what_upserts_refuse() {
+    let app = TestApp::start().await;
+    let file = r#"{"identities": {"anonymous_id": "a1"}, "properties": {"seen": 1}}
+{"identities": {"email": "m@x.io", "user_id": "m"}, "properties": {"plan": "pro"}}
+{"identities": {"anonymous_id": "a1", "email": "m@x.io"}, "properties": {"linked": true}}
+{"identities": {"user_id": "other", "email": "m@x.io"}, "properties": {"x": 1}}
+{"identities": {"anonymous_id": "a2"}, "properties": {"after": true}}
+"#;
+    let reply = app
+        .raw(Method::POST, "/v1/imports", &app.admin, "application/x-ndjson", file)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.body["counts"]["created"], 3, "{}", reply.body);
+    assert_eq!(reply.body["counts"]["updated"], 1);
+    assert_eq!(reply.body["counts"]["failed"], 1);
+    assert_eq!(reply.body["failures"][0]["line"], 4);
+    let merged = app.get("/v1/profiles/by/anonymous_id/a1", &app.admin).await;
+    assert_eq!(
+        merged.body["properties"],
+        json!({"seen": 1, "plan": "pro", "linked": true})
+    );
+    assert_eq!(merged.body["identities"].as_array().unwrap().len(), 3);
+    let count = app.post("/v1/profiles/count", &app.admin, json!({})).await;
+    assert_eq!(count.body["count"], 2);
+}
+}

@@ -1,0 +1,189 @@
+//! Many upserts in one transaction, for imports: the identities of the whole batch are looked
+//! up in one query, the upserts applied in order in memory (each checked on its own, so a
+//! bad one fails alone), and the results written with a few multi-row statements.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use profiled_core::change::{Operation, diff};
+use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use rand::Rng;
+use serde_json::Map;
+
+use super::profiles::{edited, new_profile_id, refuse_second_user_id};
+use super::{Change, Result, Service, ServiceError, WriteContext};
+
+/// One upsert of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchUpsert {
+    pub identities: Vec<Identity>,
+    pub change: Change,
+}
+
+/// What one upsert of a batch did.
+#[derive(Debug)]
+pub enum BatchOutcome {
+    Created,
+    Updated,
+    Unchanged,
+    /// It broke a rule; nothing of it was written.
+    Failed(ServiceError),
+}
+
+/// A profile the batch reads or writes.
+struct Working {
+    profile: Profile,
+    /// It was in the database before the batch.
+    stored: bool,
+    changed: bool,
+}
+
+impl Service {
+    /// Applies upserts in order, in one transaction. It stops before the first upsert whose
+    /// identities lead to two profiles (a merge, which takes the one-by-one path) and returns
+    /// the outcomes of those before it.
+    pub async fn upsert_batch(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        upserts: &[BatchUpsert],
+    ) -> Result<Vec<BatchOutcome>> {
+        let now = profiled_core::profile::to_micros(Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let wanted: Vec<Identity> = upserts
+            .iter()
+            .flat_map(|u| u.identities.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut profiles: Vec<Working> = Vec::new();
+        let mut owner: HashMap<Identity, usize> = HashMap::new();
+        for profile in tx.profiles_by_identities(ws, &wanted).await? {
+            for identity in &profile.identities {
+                owner.insert(identity.clone(), profiles.len());
+            }
+            profiles.push(Working {
+                profile,
+                stored: true,
+                changed: false,
+            });
+        }
+        let mut attached: Vec<(ProfileId, Identity)> = Vec::new();
+        let mut changes = Vec::new();
+        let mut outcomes = Vec::with_capacity(upserts.len());
+        for upsert in upserts {
+            let owners: BTreeSet<usize> = upsert
+                .identities
+                .iter()
+                .filter_map(|i| owner.get(i).copied())
+                .collect();
+            let outcome = match owners.len() {
+                0 => {
+                    let mut profile =
+                        Profile::new(new_profile_id(), now, rand::rng().random_range(0.0..100.0));
+                    profile.attach(upsert.identities.iter().cloned());
+                    match edited(&upsert.change, &Map::new()) {
+                        Ok((properties, filled)) => {
+                            profile.properties = properties;
+                            profile.set_once = filled.into_iter().collect();
+                            match self.check(&profile) {
+                                Ok(()) => {
+                                    changes.push(ctx.entry(
+                                        &profile.id,
+                                        now,
+                                        Operation::Create,
+                                        diff(None, &profile),
+                                    ));
+                                    for identity in &profile.identities {
+                                        owner.insert(identity.clone(), profiles.len());
+                                    }
+                                    profiles.push(Working {
+                                        profile,
+                                        stored: false,
+                                        changed: true,
+                                    });
+                                    BatchOutcome::Created
+                                }
+                                Err(e) => BatchOutcome::Failed(e),
+                            }
+                        }
+                        Err(e) => BatchOutcome::Failed(e),
+                    }
+                }
+                1 => {
+                    let index = *owners.first().expect("one owner");
+                    let working = &mut profiles[index];
+                    match self.apply_one(&mut working.profile, upsert, now) {
+                        Ok(None) => BatchOutcome::Unchanged,
+                        Ok(Some((before, new_identities))) => {
+                            changes.push(ctx.entry(
+                                &working.profile.id,
+                                now,
+                                Operation::Update,
+                                diff(Some(&before), &working.profile),
+                            ));
+                            working.changed = true;
+                            for identity in new_identities {
+                                owner.insert(identity.clone(), index);
+                                if working.stored {
+                                    attached.push((working.profile.id.clone(), identity));
+                                }
+                            }
+                            BatchOutcome::Updated
+                        }
+                        Err(e) => BatchOutcome::Failed(e),
+                    }
+                }
+                // A merge: the one-by-one path takes it from here.
+                _ => break,
+            };
+            outcomes.push(outcome);
+        }
+        let (stored, created): (Vec<&Working>, Vec<&Working>) = profiles
+            .iter()
+            .filter(|w| w.changed)
+            .partition(|w| w.stored);
+        let created: Vec<Profile> = created.into_iter().map(|w| w.profile.clone()).collect();
+        let updated: Vec<Profile> = stored.into_iter().map(|w| w.profile.clone()).collect();
+        tx.insert_profiles(ws, &created).await?;
+        tx.update_profiles(ws, &updated).await?;
+        tx.insert_identities(ws, &attached, now).await?;
+        tx.append_changes(ws, &changes).await?;
+        self.commit(tx).await?;
+        Ok(outcomes)
+    }
+
+    /// Applies one upsert to a profile in memory. `None` when it changes nothing; otherwise
+    /// the profile as it was and the identities it gained. On error the profile is untouched.
+    fn apply_one(
+        &self,
+        profile: &mut Profile,
+        upsert: &BatchUpsert,
+        now: Timestamp,
+    ) -> Result<Option<(Profile, Vec<Identity>)>> {
+        refuse_second_user_id(profile, &upsert.identities)?;
+        let (properties, filled) = edited(&upsert.change, &profile.properties)?;
+        let new_identities: Vec<Identity> = upsert
+            .identities
+            .iter()
+            .filter(|i| !profile.identities.contains(i))
+            .cloned()
+            .collect();
+        if properties == profile.properties && new_identities.is_empty() {
+            return Ok(None);
+        }
+        let before = profile.clone();
+        profile.properties = properties;
+        profile.set_once.extend(filled);
+        profile
+            .set_once
+            .retain(|key| profile.properties.contains_key(key));
+        profile.attach(new_identities.iter().cloned());
+        if let Err(e) = self.check(profile) {
+            *profile = before;
+            return Err(e);
+        }
+        profile.touch(now);
+        Ok(Some((before, new_identities)))
+    }
+}
