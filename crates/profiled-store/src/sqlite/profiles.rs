@@ -54,16 +54,21 @@ pub(super) async fn load_by_identities(
     if identities.is_empty() {
         return Ok(Vec::new());
     }
-    let pairs = vec!["(o.kind = ? AND o.value = ?)"; identities.len()].join(" OR ");
+    // A table of the wanted pairs joined to the identities' primary key: one index lookup per
+    // pair, however many (an OR of pairs makes SQLite scan every identity).
+    let pairs = vec!["(?, ?)"; identities.len()].join(", ");
     let sql = format!(
-        "SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id IN \
-         (SELECT o.profile_id FROM identities AS o WHERE o.workspace_id = ? AND ({pairs})) ORDER BY p.id",
+        "WITH wanted (kind, value) AS (VALUES {pairs}) \
+         SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id IN \
+         (SELECT o.profile_id FROM wanted JOIN identities AS o \
+          ON o.workspace_id = ? AND o.kind = wanted.kind AND o.value = wanted.value) ORDER BY p.id",
         super::search::profile_columns()
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ws.0).bind(ws.0);
+    let mut query = sqlx::query(AssertSqlSafe(sql));
     for identity in identities {
         query = query.bind(identity.kind.as_str()).bind(&identity.value);
     }
+    query = query.bind(ws.0).bind(ws.0);
     query
         .fetch_all(&mut *conn)
         .await?
