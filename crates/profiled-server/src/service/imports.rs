@@ -2,7 +2,8 @@
 //! counts and failed lines can be read while it runs and after.
 //!
 //! The input arrives in chunks of any size and is split into lines here, so nothing holds the
-//! whole file. Lines are applied in file order, in batches: the upserts of a batch share one
+//! whole file. Lines are applied in file order, in batches of 1,000 (a batch is applied on a task
+//! of its own while the next is read): the upserts of a batch share one
 //! transaction and a few multi-row statements ([`Service::upsert_batch`]), each checked on its
 //! own, so a bad line fails alone, with its line number and reason, and changes nothing.
 //! Deletes, and upserts that merge profiles, take the one-by-one path at their place in the
@@ -83,6 +84,8 @@ pub struct Importer {
     max_line: usize,
     /// Parsed lines not yet applied, with their line numbers.
     batch: Vec<(u64, ImportCommand)>,
+    /// The batch being applied.
+    in_flight: Option<tokio::task::JoinHandle<Results>>,
     last_save: Instant,
     any_deleted: bool,
 }
@@ -122,6 +125,7 @@ impl Importer {
             oversized: false,
             max_line,
             batch: Vec::new(),
+            in_flight: None,
             last_save: Instant::now(),
             any_deleted: false,
         })
@@ -179,6 +183,7 @@ impl Importer {
 
     async fn settle(mut self, error: Option<String>) -> Result<ImportRecord> {
         self.flush().await;
+        self.wait_for_batch().await;
         if self.any_deleted {
             self.service.scrub().await;
         }
@@ -250,95 +255,41 @@ impl Importer {
         Ok(())
     }
 
-    /// Applies the parsed lines, in order.
+    /// Hands the parsed lines to a task that applies them, after the task before it is done
+    /// (so lines apply in file order), and reads on meanwhile.
     async fn flush(&mut self) {
-        let mut lines = Vec::new();
-        let mut upserts = Vec::new();
-        for (line_no, command) in std::mem::take(&mut self.batch) {
-            match command {
-                ImportCommand::Upsert {
-                    identities,
-                    properties,
-                    mode,
-                } => {
-                    lines.push(line_no);
-                    upserts.push(BatchUpsert {
-                        identities,
-                        change: change(properties, mode),
-                    });
-                }
-                ImportCommand::Delete { identities } => {
-                    self.upserts(&std::mem::take(&mut lines), &std::mem::take(&mut upserts))
-                        .await;
-                    let outcome = self
-                        .service
-                        .forget_unscrubbed(self.ws, &self.ctx, &identities)
-                        .await
-                        .map(|receipt| match receipt {
-                            Some(_) => Outcome::Deleted,
-                            None => Outcome::Skipped,
-                        });
+        self.wait_for_batch().await;
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return;
+        }
+        let applier = Applier {
+            service: self.service.clone(),
+            ws: self.ws,
+            ctx: self.ctx.clone(),
+            results: Vec::with_capacity(batch.len()),
+        };
+        self.in_flight = Some(tokio::spawn(applier.apply(batch)));
+    }
+
+    async fn wait_for_batch(&mut self) {
+        let Some(task) = self.in_flight.take() else {
+            return;
+        };
+        match task.await {
+            Ok(results) => {
+                for (line_no, outcome) in results {
                     self.count(line_no, outcome);
                 }
             }
-        }
-        self.upserts(&lines, &upserts).await;
-    }
-
-    /// A run of upserts: in batches, with the one-by-one path for merges, and for the rest of
-    /// a batch the database refused as a whole (e.g. a concurrent writer took an identity).
-    async fn upserts(&mut self, lines: &[u64], upserts: &[BatchUpsert]) {
-        let mut start = 0;
-        while start < upserts.len() {
-            match self
-                .service
-                .upsert_batch(self.ws, &self.ctx, &upserts[start..])
-                .await
-            {
-                Ok(outcomes) => {
-                    let taken = outcomes.len();
-                    for (line_no, outcome) in lines[start..].iter().zip(outcomes) {
-                        self.count(*line_no, from_batch(outcome));
-                    }
-                    start += taken;
-                    if start < upserts.len() {
-                        self.upsert_alone(lines[start], &upserts[start]).await;
-                        start += 1;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "a batch was refused; its lines go one by one");
-                    for (line_no, upsert) in lines[start..].iter().zip(&upserts[start..]) {
-                        self.upsert_alone(*line_no, upsert).await;
-                    }
-                    start = upserts.len();
-                }
+            Err(e) => {
+                tracing::error!(error = %e, "an import batch panicked");
+                self.fail(format!(
+                    "the batch ending before line {} failed; import those lines again",
+                    self.line_no
+                ));
             }
         }
-    }
-
-    async fn upsert_alone(&mut self, line_no: u64, upsert: &BatchUpsert) {
-        let outcome = self
-            .service
-            .upsert(
-                self.ws,
-                &self.ctx,
-                Upsert {
-                    identities: upsert.identities.clone(),
-                    change: upsert.change.clone(),
-                },
-            )
-            .await
-            .map(|written| {
-                if written.created {
-                    Outcome::Created
-                } else if written.changed {
-                    Outcome::Updated
-                } else {
-                    Outcome::Unchanged
-                }
-            });
-        self.count(line_no, outcome);
     }
 
     fn count(&mut self, line_no: u64, outcome: Result<Outcome>) {
@@ -378,6 +329,111 @@ impl Importer {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// What each line of a batch did, by line number.
+type Results = Vec<(u64, Result<Outcome>)>;
+
+/// Applies a batch of lines on its own task.
+struct Applier {
+    service: Arc<Service>,
+    ws: WorkspaceId,
+    ctx: Arc<WriteContext>,
+    results: Results,
+}
+
+impl Applier {
+    /// Applies the lines, in order.
+    async fn apply(mut self, batch: Vec<(u64, ImportCommand)>) -> Results {
+        let mut lines = Vec::new();
+        let mut upserts = Vec::new();
+        for (line_no, command) in batch {
+            match command {
+                ImportCommand::Upsert {
+                    identities,
+                    properties,
+                    mode,
+                } => {
+                    lines.push(line_no);
+                    upserts.push(BatchUpsert {
+                        identities,
+                        change: change(properties, mode),
+                    });
+                }
+                ImportCommand::Delete { identities } => {
+                    self.upserts(&std::mem::take(&mut lines), &std::mem::take(&mut upserts))
+                        .await;
+                    let outcome = self
+                        .service
+                        .forget_unscrubbed(self.ws, &self.ctx, &identities)
+                        .await
+                        .map(|receipt| match receipt {
+                            Some(_) => Outcome::Deleted,
+                            None => Outcome::Skipped,
+                        });
+                    self.results.push((line_no, outcome));
+                }
+            }
+        }
+        self.upserts(&lines, &upserts).await;
+        self.results
+    }
+
+    /// A run of upserts: in batches, with the one-by-one path for merges, and for the rest of
+    /// a batch the database refused as a whole (e.g. a concurrent writer took an identity).
+    async fn upserts(&mut self, lines: &[u64], upserts: &[BatchUpsert]) {
+        let mut start = 0;
+        while start < upserts.len() {
+            match self
+                .service
+                .upsert_batch(self.ws, &self.ctx, &upserts[start..])
+                .await
+            {
+                Ok(outcomes) => {
+                    let taken = outcomes.len();
+                    for (line_no, outcome) in lines[start..].iter().zip(outcomes) {
+                        self.results.push((*line_no, from_batch(outcome)));
+                    }
+                    start += taken;
+                    if start < upserts.len() {
+                        self.upsert_alone(lines[start], &upserts[start]).await;
+                        start += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a batch was refused; its lines go one by one");
+                    for (line_no, upsert) in lines[start..].iter().zip(&upserts[start..]) {
+                        self.upsert_alone(*line_no, upsert).await;
+                    }
+                    start = upserts.len();
+                }
+            }
+        }
+    }
+
+    async fn upsert_alone(&mut self, line_no: u64, upsert: &BatchUpsert) {
+        let outcome = self
+            .service
+            .upsert(
+                self.ws,
+                &self.ctx,
+                Upsert {
+                    identities: upsert.identities.clone(),
+                    change: upsert.change.clone(),
+                },
+            )
+            .await
+            .map(|written| {
+                if written.created {
+                    Outcome::Created
+                } else if written.changed {
+                    Outcome::Updated
+                } else {
+                    Outcome::Unchanged
+                }
+            });
+        self.results.push((line_no, outcome));
     }
 }
 
