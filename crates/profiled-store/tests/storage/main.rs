@@ -710,3 +710,79 @@ async fn the_change_log_keeps_order_per_workspace_and_forgets_deleted_profiles()
     })
     .await;
 }
+
+#[tokio::test]
+async fn batch_writes_read_back_like_single_ones() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        let mut profiles: Vec<Profile> = (0..3)
+            .map(|i| profile(&format!("b{i}"), &[("user_id", &format!("bu{i}"))]))
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_profiles(ws, &profiles).await.unwrap();
+        tx.commit().await.unwrap();
+
+        for p in &mut profiles[..2] {
+            p.properties.insert("plan".into(), json!("team"));
+            p.touch(now());
+        }
+        let attach = vec![(
+            ProfileId("b0".into()),
+            Identity::new_unchecked("email", "b0@x.io"),
+        )];
+        let entries: Vec<profiled_core::change::NewChange> = (0..3)
+            .map(|i| profiled_core::change::NewChange {
+                profile_id: ProfileId(format!("b{i}")),
+                at: now(),
+                actor: "test".into(),
+                operation: profiled_core::change::Operation::Update,
+                changes: Vec::new(),
+                origin: None,
+            })
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        tx.update_profiles(ws, &profiles[..2]).await.unwrap();
+        tx.insert_identities(ws, &attach, now()).await.unwrap();
+        tx.append_changes(ws, &entries).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let b0 = store
+            .profile(ws, &ProfileId("b0".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b0.properties["plan"], "team");
+        assert_eq!(b0.version, 2);
+        assert_eq!(b0.identities.len(), 2);
+        let b2 = store
+            .profile(ws, &ProfileId("b2".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b2, profiles[2]);
+        let by_email = store
+            .profile_by_identity(ws, &Identity::new_unchecked("email", "b0@x.io"))
+            .await
+            .unwrap();
+        assert_eq!(by_email.map(|p| p.id.0), Some("b0".into()));
+        let feed = store.changes(ws, 0, 10).await.unwrap();
+        let ids: Vec<&str> = feed.iter().map(|c| c.entry.profile_id.0.as_str()).collect();
+        assert_eq!(ids, ["b0", "b1", "b2"]);
+
+        // An identity already taken fails the batch, and nothing of it stays.
+        let mut tx = store.begin().await.unwrap();
+        let clash = vec![(
+            ProfileId("b1".into()),
+            Identity::new_unchecked("email", "b0@x.io"),
+        )];
+        assert!(tx.insert_identities(ws, &clash, now()).await.is_err());
+        drop(tx);
+        let b1 = store
+            .profile(ws, &ProfileId("b1".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b1.identities.len(), 1);
+    })
+    .await;
+}
