@@ -106,6 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The complete application.
 pub fn router(service: Arc<Service>) -> Router {
+    service.combine_upserts();
     let body_limit = service.limits().max_body_bytes;
     let (api, openapi) = api().with_state(AppState { service }).split_for_parts();
     Router::new()

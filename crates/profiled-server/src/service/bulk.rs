@@ -3,6 +3,7 @@
 //! bad one fails alone), and the results written with a few multi-row statements.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use profiled_core::change::{Operation, diff};
@@ -11,21 +12,21 @@ use rand::Rng;
 use serde_json::Map;
 
 use super::profiles::{edited, new_profile_id, refuse_second_user_id};
-use super::{Change, Result, Service, ServiceError, WriteContext};
+use super::{Change, Result, Service, ServiceError, WriteContext, Written};
 
-/// One upsert of a batch.
+/// One upsert of a batch, and who makes it.
 #[derive(Debug, Clone)]
 pub struct BatchUpsert {
     pub identities: Vec<Identity>,
     pub change: Change,
+    pub ctx: Arc<WriteContext>,
 }
 
 /// What one upsert of a batch did.
 #[derive(Debug)]
 pub enum BatchOutcome {
-    Created,
-    Updated,
-    Unchanged,
+    /// The profile as this upsert left it, when the batch was asked to keep profiles.
+    Written(Written),
     /// It broke a rule; nothing of it was written.
     Failed(ServiceError),
 }
@@ -41,13 +42,25 @@ struct Working {
 impl Service {
     /// Applies upserts in order, in one transaction. It stops before the first upsert whose
     /// identities lead to two profiles (a merge, which takes the one-by-one path) and returns
-    /// the outcomes of those before it.
+    /// the outcomes of those before it. With `keep_profiles`, each outcome carries the profile
+    /// as that upsert left it (an import does not need them; a request answers with it).
     pub async fn upsert_batch(
         &self,
         ws: WorkspaceId,
-        ctx: &WriteContext,
         upserts: &[BatchUpsert],
+        keep_profiles: bool,
     ) -> Result<Vec<BatchOutcome>> {
+        let kept = |profile: &Profile, created: bool, changed: bool| {
+            BatchOutcome::Written(Written {
+                profile: if keep_profiles {
+                    profile.clone()
+                } else {
+                    Profile::new(profile.id.clone(), profile.created_at, 0.0)
+                },
+                created,
+                changed,
+            })
+        };
         let now = profiled_core::profile::to_micros(Timestamp::now());
         let mut tx = self.store.begin().await?;
         let wanted: Vec<Identity> = upserts
@@ -88,12 +101,13 @@ impl Service {
                             profile.set_once = filled.into_iter().collect();
                             match self.check(&profile) {
                                 Ok(()) => {
-                                    changes.push(ctx.entry(
+                                    changes.push(upsert.ctx.entry(
                                         &profile.id,
                                         now,
                                         Operation::Create,
                                         diff(None, &profile),
                                     ));
+                                    let outcome = kept(&profile, true, true);
                                     for identity in &profile.identities {
                                         owner.insert(identity.clone(), profiles.len());
                                     }
@@ -102,7 +116,7 @@ impl Service {
                                         stored: false,
                                         changed: true,
                                     });
-                                    BatchOutcome::Created
+                                    outcome
                                 }
                                 Err(e) => BatchOutcome::Failed(e),
                             }
@@ -114,9 +128,9 @@ impl Service {
                     let index = *owners.first().expect("one owner");
                     let working = &mut profiles[index];
                     match self.apply_one(&mut working.profile, upsert, now) {
-                        Ok(None) => BatchOutcome::Unchanged,
+                        Ok(None) => kept(&working.profile, false, false),
                         Ok(Some((before, new_identities))) => {
-                            changes.push(ctx.entry(
+                            changes.push(upsert.ctx.entry(
                                 &working.profile.id,
                                 now,
                                 Operation::Update,
@@ -129,7 +143,7 @@ impl Service {
                                     attached.push((working.profile.id.clone(), identity));
                                 }
                             }
-                            BatchOutcome::Updated
+                            kept(&working.profile, false, true)
                         }
                         Err(e) => BatchOutcome::Failed(e),
                     }

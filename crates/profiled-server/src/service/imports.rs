@@ -359,6 +359,7 @@ impl Applier {
                     upserts.push(BatchUpsert {
                         identities,
                         change: change(properties, mode),
+                        ctx: self.ctx.clone(),
                     });
                 }
                 ImportCommand::Delete { identities } => {
@@ -387,7 +388,7 @@ impl Applier {
         while start < upserts.len() {
             match self
                 .service
-                .upsert_batch(self.ws, &self.ctx, &upserts[start..])
+                .upsert_batch(self.ws, &upserts[start..], false)
                 .await
             {
                 Ok(outcomes) => {
@@ -424,15 +425,7 @@ impl Applier {
                 },
             )
             .await
-            .map(|written| {
-                if written.created {
-                    Outcome::Created
-                } else if written.changed {
-                    Outcome::Updated
-                } else {
-                    Outcome::Unchanged
-                }
-            });
+            .map(|written| from_written(&written));
         self.results.push((line_no, outcome));
     }
 }
@@ -458,10 +451,18 @@ fn change(properties: serde_json::Map<String, Value>, mode: Mode) -> Change {
 
 fn from_batch(outcome: BatchOutcome) -> Result<Outcome> {
     match outcome {
-        BatchOutcome::Created => Ok(Outcome::Created),
-        BatchOutcome::Updated => Ok(Outcome::Updated),
-        BatchOutcome::Unchanged => Ok(Outcome::Unchanged),
+        BatchOutcome::Written(written) => Ok(from_written(&written)),
         BatchOutcome::Failed(e) => Err(e),
+    }
+}
+
+fn from_written(written: &super::Written) -> Outcome {
+    if written.created {
+        Outcome::Created
+    } else if written.changed {
+        Outcome::Updated
+    } else {
+        Outcome::Unchanged
     }
 }
 

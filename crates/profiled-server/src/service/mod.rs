@@ -4,6 +4,7 @@
 mod access;
 pub mod bulk;
 pub mod changes;
+mod combiner;
 pub mod deletions;
 pub mod exports;
 pub mod imports;
@@ -31,6 +32,8 @@ pub struct Service {
     changed: tokio::sync::Notify,
     /// How long change log entries are kept; `None` keeps them all.
     retention: Option<std::time::Duration>,
+    /// Where upserts go to be combined into batches, once a server started it.
+    combiner: std::sync::OnceLock<combiner::Combiner>,
 }
 
 impl Service {
@@ -41,6 +44,7 @@ impl Service {
             keys: key_cache::KeyCache::default(),
             changed: tokio::sync::Notify::new(),
             retention: None,
+            combiner: std::sync::OnceLock::new(),
         }
     }
 

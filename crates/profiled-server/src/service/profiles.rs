@@ -144,11 +144,24 @@ impl Service {
                 "name at least one identity, e.g. {\"user_id\": \"u1\"}",
             )]));
         }
+        if let Some(written) = self.combined(ws, ctx, &request).await {
+            return written;
+        }
+        self.upsert_direct(ws, ctx, &request).await
+    }
+
+    /// An upsert as a transaction of its own.
+    pub(super) async fn upsert_direct(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        request: &Upsert,
+    ) -> Result<Written> {
         // An identity found free and then taken by a concurrent writer (another node on a
         // shared database) is no conflict: the next attempt finds its owner and updates it.
         with_retries!(
             Retry::AlsoWhenIdentityTaken,
-            self.upsert_once(ws, ctx, &request)
+            self.upsert_once(ws, ctx, request)
         )
     }
 
