@@ -1,4 +1,4 @@
-//! Concurrent upsert requests combined into batches: one task takes every upsert waiting at
+//! Concurrent upsert requests combined into batches: a worker takes every upsert waiting at
 //! that moment (up to 256) and applies them with [`Service::upsert_batch`] — one
 //! transaction, one identity lookup and a few multi-row statements — instead of a transaction
 //! each. Every request still gets its own answer, only after the commit that holds its write,
@@ -14,6 +14,9 @@ use super::{Result, Service, Upsert, Written};
 
 /// The most upserts one batch carries.
 const MAX_BATCH: usize = 256;
+/// Batches applied at the same time. While one waits for its commit to reach the disk the
+/// next is built, and on SQLite they share that commit (see `sqlite/group_commit.rs`).
+const WORKERS: usize = 4;
 
 pub(super) struct Job {
     ws: WorkspaceId,
@@ -29,7 +32,10 @@ impl Service {
     pub fn combine_upserts(self: &Arc<Self>) {
         let (sender, receiver) = mpsc::channel(4 * MAX_BATCH);
         if self.combiner.set(sender).is_ok() {
-            tokio::spawn(run(Arc::downgrade(self), receiver));
+            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+            for _ in 0..WORKERS {
+                tokio::spawn(run(Arc::downgrade(self), receiver.clone()));
+            }
         }
     }
 
@@ -112,9 +118,13 @@ impl Service {
     }
 }
 
-async fn run(service: Weak<Service>, mut receiver: mpsc::Receiver<Job>) {
+async fn run(service: Weak<Service>, receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    loop {
+        // The lock is held only while taking jobs, never while applying them.
+        if receiver.lock().await.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
+        }
         let Some(service) = service.upgrade() else {
             return;
         };
