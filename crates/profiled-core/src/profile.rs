@@ -68,6 +68,30 @@ impl Profile {
     }
 
     /// Records that the profile changed at `now`.
+    /// The identities of `wanted` the profile does not carry yet.
+    pub fn missing_identities(&self, wanted: &[Identity]) -> Vec<Identity> {
+        wanted
+            .iter()
+            .filter(|i| !self.identities.contains(i))
+            .cloned()
+            .collect()
+    }
+
+    /// Takes new properties and identities (the version is the caller's to bump). Keys
+    /// written by `set_once` are remembered while they exist.
+    pub fn edit(
+        &mut self,
+        properties: Map<String, Value>,
+        set_once_filled: impl IntoIterator<Item = String>,
+        new_identities: &[Identity],
+    ) {
+        self.properties = properties;
+        self.set_once.extend(set_once_filled);
+        let properties = &self.properties;
+        self.set_once.retain(|key| properties.contains_key(key));
+        self.attach(new_identities.iter().cloned());
+    }
+
     /// Resets the profile as Chameleon's "clear" does: properties and computed values emptied,
     /// a new `percent` drawn, `computed.cleared_at` set; the id and identities stay.
     pub fn clear(&mut self, now: Timestamp, percent: f64) {

@@ -177,22 +177,12 @@ impl Service {
     ) -> Result<Option<(Profile, Vec<Identity>)>> {
         refuse_second_user_id(profile, &upsert.identities)?;
         let (properties, filled) = edited(&upsert.change, &profile.properties)?;
-        let new_identities: Vec<Identity> = upsert
-            .identities
-            .iter()
-            .filter(|i| !profile.identities.contains(i))
-            .cloned()
-            .collect();
+        let new_identities = profile.missing_identities(&upsert.identities);
         if properties == profile.properties && new_identities.is_empty() {
             return Ok(None);
         }
         let before = profile.clone();
-        profile.properties = properties;
-        profile.set_once.extend(filled);
-        profile
-            .set_once
-            .retain(|key| profile.properties.contains_key(key));
-        profile.attach(new_identities.iter().cloned());
+        profile.edit(properties, filled, &new_identities);
         if let Err(e) = self.check(profile) {
             *profile = before;
             return Err(e);

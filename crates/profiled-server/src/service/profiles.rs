@@ -209,12 +209,7 @@ impl Service {
                 refuse_second_user_id(&profile, &request.identities)?;
                 let version = profile.version;
                 let (properties, set_once_filled) = edited(&request.change, &profile.properties)?;
-                let new_identities: Vec<Identity> = request
-                    .identities
-                    .iter()
-                    .filter(|i| !profile.identities.contains(i))
-                    .cloned()
-                    .collect();
+                let new_identities = profile.missing_identities(&request.identities);
                 self.save(
                     &mut *tx,
                     ws,
@@ -553,12 +548,7 @@ impl Service {
         }
         let before = profile.clone();
         let now = now();
-        profile.properties = properties;
-        profile.set_once.extend(set_once_filled);
-        profile
-            .set_once
-            .retain(|key| profile.properties.contains_key(key));
-        profile.attach(new_identities.iter().cloned());
+        profile.edit(properties, set_once_filled, &new_identities);
         self.check(profile)?;
         for identity in &new_identities {
             tx.insert_identity(ws, &profile.id, identity, now).await?;
