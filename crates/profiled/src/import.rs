@@ -1,5 +1,6 @@
 //! `profiled import FILE`: NDJSON or CSV commands applied straight to the database (also
-//! while a server runs on it), with a progress bar of rows, rate and errors.
+//! while a server runs on it), or streamed to a running server with `--server`, with a
+//! progress bar.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,13 @@ pub struct Args {
     /// `ndjson` or `csv`; by default taken from the file's extension.
     #[arg(long, value_parser = parse_format)]
     format: Option<ImportFormat>,
+    /// Send the file to a running server (e.g. `https://profiles.example.com`) instead of
+    /// writing to the database here; the workspace is the key's.
+    #[arg(long)]
+    server: Option<String>,
+    /// The API key for `--server` (write scope) [env: PROFILED_KEY].
+    #[arg(long, env = "PROFILED_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 fn parse_format(text: &str) -> Result<ImportFormat, String> {
@@ -44,6 +52,13 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().await?.len();
+    if let Some(server) = &args.server {
+        let key = args
+            .key
+            .as_deref()
+            .context("--server needs an API key: --key or PROFILED_KEY")?;
+        return remote(server, key, format, file, size).await;
+    }
     let (service, _) = open_service(config, false).await?;
     let service = Arc::new(service);
     let ws = service
@@ -100,16 +115,106 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<()> {
         c.skipped,
         c.failed
     );
-    for failure in record.failures.iter().take(20) {
-        eprintln!("  line {}: {}", failure.line, failure.reason);
-    }
-    if c.failed > 20 {
-        eprintln!(
-            "  … {} more; see GET /v1/imports/{}",
-            c.failed - 20,
-            record.id
-        );
-    }
+    print_failures(&record.id, c.failed, &record.failures);
     service.store().close().await;
     Ok(())
+}
+
+fn print_failures(id: &str, failed: u64, failures: &[profiled_core::import::ImportFailure]) {
+    for failure in failures.iter().take(20) {
+        eprintln!("  line {}: {}", failure.line, failure.reason);
+    }
+    if failed > 20 {
+        eprintln!("  … {} more; see GET /v1/imports/{id}", failed - 20);
+    }
+}
+
+/// Streams the file to `POST /v1/imports` of a running server; the bar counts bytes sent.
+async fn remote(
+    server: &str,
+    key: &str,
+    format: ImportFormat,
+    file: tokio::fs::File,
+    size: u64,
+) -> anyhow::Result<()> {
+    // TLS on ring, like the database connections.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let progress = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} sent  {bytes_per_sec}  {elapsed_precise}",
+        )
+        .expect("a valid template"),
+    );
+    let sent = progress.clone();
+    let chunks = futures_util::stream::unfold(file, move |mut file| {
+        let sent = sent.clone();
+        async move {
+            let mut buffer = vec![0u8; 256 * 1024];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    sent.inc(n as u64);
+                    Some((Ok::<_, std::io::Error>(buffer), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let url = format!(
+        "{}/v1/imports?format={}",
+        server.trim_end_matches('/'),
+        format.as_str()
+    );
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(key)
+        .header(
+            "content-type",
+            match format {
+                ImportFormat::Ndjson => "application/x-ndjson",
+                ImportFormat::Csv => "text/csv",
+            },
+        )
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    progress.finish_and_clear();
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("the server's answer is not JSON")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "the server refused the import ({status}): {}",
+            body["detail"].as_str().unwrap_or("no detail")
+        );
+    }
+    let report: Report = serde_json::from_value(body).context("an unexpected import report")?;
+    let c = report.counts;
+    eprintln!(
+        "import {}: {} rows in {:.1}s: {} created, {} updated, {} unchanged, {} deleted, {} skipped, {} failed",
+        report.id,
+        c.read,
+        started.elapsed().as_secs_f64(),
+        c.created,
+        c.updated,
+        c.unchanged,
+        c.deleted,
+        c.skipped,
+        c.failed
+    );
+    print_failures(&report.id, c.failed, &report.failures);
+    Ok(())
+}
+
+/// The part of the server's import report the CLI prints.
+#[derive(serde::Deserialize)]
+struct Report {
+    id: String,
+    counts: profiled_core::import::ImportCounts,
+    failures: Vec<profiled_core::import::ImportFailure>,
 }

@@ -115,7 +115,7 @@ async fn status(
     key: &str,
     body: Option<serde_json::Value>,
 ) -> reqwest::StatusCode {
-    let mut request = reqwest::Client::new()
+    let mut request = crate::support::client()
         .request(method, format!("{base}{path}"))
         .bearer_auth(key);
     if let Some(body) = body {
@@ -263,7 +263,7 @@ async fn a_killed_server_loses_no_acknowledged_write() {
     .unwrap();
     let key = key.trim();
     let server = Server::start(dir.path());
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let mut acknowledged = Vec::new();
     for i in 0..50 {
         let reply = client
@@ -384,7 +384,7 @@ async fn the_cli_imports_a_file_while_the_server_runs() {
     assert!(stderr.contains("3 rows"), "{stderr}");
     assert!(stderr.contains("2 created"), "{stderr}");
     assert!(stderr.contains("line 3: age"), "{stderr}");
-    let profile = reqwest::Client::new()
+    let profile = crate::support::client()
         .get(format!("{}/v1/profiles/by/email/a@x.io", server.base))
         .bearer_auth(&key)
         .send()
@@ -392,6 +392,49 @@ async fn the_cli_imports_a_file_while_the_server_runs() {
         .unwrap();
     let profile: serde_json::Value = profile.json().await.unwrap();
     assert_eq!(profile["properties"], json!({"plan": "pro", "age": 41}));
+
+    // The same through the running server.
+    let remote = dir.path().join("more.ndjson");
+    std::fs::write(
+        &remote,
+        "{\"identities\": {\"email\": \"d@x.io\"}, \"properties\": {\"plan\": \"team\"}}\nnot json\n",
+    )
+    .unwrap();
+    let output = profiled(
+        dir.path(),
+        &[
+            "import",
+            remote.to_str().unwrap(),
+            "--server",
+            &server.base,
+            "--key",
+            &key,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 created") && stderr.contains("1 failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 2: not a JSON command"), "{stderr}");
+    let refused = profiled(
+        dir.path(),
+        &[
+            "import",
+            remote.to_str().unwrap(),
+            "--server",
+            &server.base,
+            "--key",
+            "prf_wrong",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
 
     let unknown = profiled(dir.path(), &["import", "/nonexistent/file.ndjson"]);
     assert!(!unknown.status.success());

@@ -35,7 +35,7 @@ async fn two_processes_upserting_one_identity_make_one_profile_and_lose_nothing(
         })
         .expect("one of the nodes issued the first admin key");
 
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let mut writes = JoinSet::new();
     for i in 0..60 {
         let base = if i % 2 == 0 { &a.base } else { &b.base };

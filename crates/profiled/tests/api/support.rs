@@ -26,6 +26,13 @@ pub struct TestApp {
     task: Option<JoinHandle<()>>,
 }
 
+/// An HTTP client for tests. reqwest here uses rustls with no built-in crypto provider (the
+/// binary picks ring, as the database connections do), so the provider is installed first.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// A response, read whole.
 pub struct Reply {
     pub status: StatusCode,
@@ -93,7 +100,7 @@ impl TestApp {
         });
         Self {
             base,
-            client: reqwest::Client::new(),
+            client: client(),
             admin,
             service,
             dir,
