@@ -513,3 +513,49 @@ fn interrupted_if_stale(mut record: ImportRecord) -> ImportRecord {
     }
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: &str, age: Duration) -> ImportRecord {
+        let at = Timestamp::now() - jiff::SignedDuration::try_from(age).unwrap();
+        ImportRecord {
+            id: "i".into(),
+            status: status.into(),
+            format: "ndjson".into(),
+            requested_by: "test".into(),
+            started_at: at,
+            updated_at: at,
+            finished_at: None,
+            counts: ImportCounts::default(),
+            failures: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_running_job_that_stopped_saving_reads_interrupted() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            interrupted_if_stale(record("running", minute)).status,
+            "interrupted"
+        );
+        assert_eq!(
+            interrupted_if_stale(record("running", Duration::ZERO)).status,
+            "running"
+        );
+        assert_eq!(
+            interrupted_if_stale(record("completed", minute)).status,
+            "completed"
+        );
+    }
+
+    #[test]
+    fn csv_cells_follow_quoting_on_one_line() {
+        assert_eq!(
+            csv_cells(r#"a@x.io,"Oslo, Norway","say ""hi""""#).unwrap(),
+            vec!["a@x.io", "Oslo, Norway", "say \"hi\""]
+        );
+    }
+}
