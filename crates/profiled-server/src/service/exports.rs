@@ -107,7 +107,7 @@ impl Renderer {
             ExportFormat::Ndjson => {
                 let mut out = Vec::with_capacity(profiles.len() * 512);
                 for profile in profiles {
-                    serde_json::to_writer(&mut out, &profile_json(profile))
+                    serde_json::to_writer(&mut out, &ProfileOut::from(profile))
                         .expect("a profile serialises");
                     out.push(b'\n');
                 }
@@ -126,17 +126,30 @@ impl Renderer {
     }
 }
 
-/// A profile as the native API shows it.
-pub fn profile_json(p: &Profile) -> Value {
-    json!({
-        "id": p.id.0,
-        "identities": p.identities,
-        "properties": p.properties,
-        "computed": p.computed,
-        "created_at": p.created_at.to_string(),
-        "updated_at": p.updated_at.to_string(),
-        "version": p.version,
-    })
+/// A profile as the native API shows it, written without copying its documents.
+#[derive(serde::Serialize)]
+struct ProfileOut<'a> {
+    id: &'a str,
+    identities: &'a [profiled_core::Identity],
+    properties: &'a serde_json::Map<String, Value>,
+    computed: &'a serde_json::Map<String, Value>,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+impl<'a> From<&'a Profile> for ProfileOut<'a> {
+    fn from(p: &'a Profile) -> Self {
+        Self {
+            id: &p.id.0,
+            identities: &p.identities,
+            properties: &p.properties,
+            computed: &p.computed,
+            created_at: p.created_at.to_string(),
+            updated_at: p.updated_at.to_string(),
+            version: p.version,
+        }
+    }
 }
 
 fn text(value: &Value) -> String {
