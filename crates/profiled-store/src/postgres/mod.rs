@@ -6,6 +6,7 @@
 //! concurrent update; when the database reports a serialization failure or a deadlock the
 //! error is [`StoreError::Contended`] and the service runs the use-case again.
 
+mod batch;
 mod changes;
 mod deletions;
 mod filter;
@@ -428,6 +429,27 @@ impl ProfileTx for PostgresTx {
             merges::forget_absorbed(&mut self.tx, ws, gone).await?;
         }
         profiles::delete(&mut self.tx, ws, id).await
+    }
+
+    async fn insert_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
+        batch::insert_profiles(&mut self.tx, ws, profiles).await
+    }
+
+    async fn update_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
+        batch::update_profiles(&mut self.tx, ws, profiles).await
+    }
+
+    async fn insert_identities(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[(ProfileId, Identity)],
+        now: Timestamp,
+    ) -> Result<()> {
+        batch::insert_identities(&mut self.tx, ws, identities, now).await
+    }
+
+    async fn append_changes(&mut self, ws: WorkspaceId, changes: &[NewChange]) -> Result<()> {
+        batch::append_changes(&mut self.tx, ws, changes).await
     }
 
     async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()> {
