@@ -12,7 +12,7 @@ use rand::Rng;
 use serde_json::Map;
 
 use super::profiles::{edited, new_profile_id, refuse_second_user_id};
-use super::{Change, Result, Service, ServiceError, WriteContext, Written};
+use super::{Change, Result, Service, ServiceError, WriteContext};
 
 /// One upsert of a batch, and who makes it.
 #[derive(Debug, Clone)]
@@ -25,8 +25,12 @@ pub struct BatchUpsert {
 /// What one upsert of a batch did.
 #[derive(Debug)]
 pub enum BatchOutcome {
-    /// The profile as this upsert left it, when the batch was asked to keep profiles.
-    Written(Written),
+    Applied {
+        created: bool,
+        changed: bool,
+        /// The profile as this upsert left it, when the batch was asked to keep profiles.
+        profile: Option<Profile>,
+    },
     /// It broke a rule; nothing of it was written.
     Failed(ServiceError),
 }
@@ -50,16 +54,10 @@ impl Service {
         upserts: &[BatchUpsert],
         keep_profiles: bool,
     ) -> Result<Vec<BatchOutcome>> {
-        let kept = |profile: &Profile, created: bool, changed: bool| {
-            BatchOutcome::Written(Written {
-                profile: if keep_profiles {
-                    profile.clone()
-                } else {
-                    Profile::new(profile.id.clone(), profile.created_at, 0.0)
-                },
-                created,
-                changed,
-            })
+        let kept = |profile: &Profile, created: bool, changed: bool| BatchOutcome::Applied {
+            created,
+            changed,
+            profile: keep_profiles.then(|| profile.clone()),
         };
         let now = profiled_core::profile::to_micros(Timestamp::now());
         let mut tx = self.store.begin().await?;

@@ -82,7 +82,15 @@ impl Service {
                         answer(
                             start + i,
                             match outcome {
-                                BatchOutcome::Written(written) => Ok(written),
+                                BatchOutcome::Applied {
+                                    created,
+                                    changed,
+                                    profile,
+                                } => Ok(Written {
+                                    profile: profile.expect("the batch keeps profiles"),
+                                    created,
+                                    changed,
+                                }),
                                 BatchOutcome::Failed(e) => Err(e),
                             },
                         );

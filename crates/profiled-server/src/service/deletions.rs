@@ -8,7 +8,9 @@ use profiled_core::{Identity, ProfileId, WorkspaceId};
 use profiled_store::DeletionReceipt;
 use sha2::{Digest, Sha256};
 
-use super::{Attempts, Precondition, Result, Retry, Service, ServiceError, WriteContext};
+use super::{
+    Attempts, Precondition, Result, Retry, Service, ServiceError, WriteContext, with_retries,
+};
 
 /// The most receipts one page lists.
 pub const MAX_RECEIPTS_PAGE: u32 = 1000;
@@ -35,16 +37,10 @@ impl Service {
         precondition: Option<Precondition>,
     ) -> Result<DeletionReceipt> {
         let requested_at = now();
-        let mut attempts = Attempts::new(Retry::OnContention);
-        let receipt = loop {
-            match self
-                .forget_once(ws, ctx, id, precondition.clone(), requested_at)
-                .await
-            {
-                Err(e) if attempts.again(&e).await => continue,
-                outcome => break outcome?,
-            }
-        };
+        let receipt = with_retries!(
+            Retry::OnContention,
+            self.forget_once(ws, ctx, id, precondition.clone(), requested_at)
+        )?;
         self.scrub().await;
         Ok(receipt)
     }

@@ -160,6 +160,7 @@ impl Importer {
                 self.pending.clear();
                 self.oversized = true;
                 self.line_no += 1;
+                self.record.counts.read += 1;
                 self.fail(format!("the line is longer than {} bytes", self.max_line));
             }
         }
@@ -425,7 +426,7 @@ impl Applier {
                 },
             )
             .await
-            .map(|written| from_written(&written));
+            .map(|written| applied(written.created, written.changed));
         self.results.push((line_no, outcome));
     }
 }
@@ -451,18 +452,18 @@ fn change(properties: serde_json::Map<String, Value>, mode: Mode) -> Change {
 
 fn from_batch(outcome: BatchOutcome) -> Result<Outcome> {
     match outcome {
-        BatchOutcome::Written(written) => Ok(from_written(&written)),
+        BatchOutcome::Applied {
+            created, changed, ..
+        } => Ok(applied(created, changed)),
         BatchOutcome::Failed(e) => Err(e),
     }
 }
 
-fn from_written(written: &super::Written) -> Outcome {
-    if written.created {
-        Outcome::Created
-    } else if written.changed {
-        Outcome::Updated
-    } else {
-        Outcome::Unchanged
+fn applied(created: bool, changed: bool) -> Outcome {
+    match (created, changed) {
+        (true, _) => Outcome::Created,
+        (false, true) => Outcome::Updated,
+        (false, false) => Outcome::Unchanged,
     }
 }
 

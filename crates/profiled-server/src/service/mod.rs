@@ -75,15 +75,7 @@ impl Service {
 /// because of a concurrent transaction (only a server database shared by several nodes
 /// does). Each attempt is a whole transaction, so none sees a half of the one before.
 ///
-/// ```text
-/// let mut attempts = Attempts::new(Retry::OnContention);
-/// loop {
-///     match self.change_once(...).await {
-///         Err(e) if attempts.again(&e).await => continue,
-///         outcome => return outcome,
-///     }
-/// }
-/// ```
+/// [`with_retries!`] runs a use-case's attempts with it.
 struct Attempts {
     retry: Retry,
     made: u32,
