@@ -20,7 +20,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if !is_json(req.headers(), "application/json") {
+        if !content_type_is(req.headers(), "application/json") {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as JSON with `Content-Type: application/json`".into(),
             ));
@@ -37,7 +37,7 @@ impl FromRequest<AppState> for PatchBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if is_json(req.headers(), "application/merge-patch+json") {
+        if content_type_is(req.headers(), "application/merge-patch+json") {
             let bytes = read_body(req, state).await?;
             let patch: serde_json::Value = parse_json(&bytes)?;
             if !patch.is_object() {
@@ -47,7 +47,7 @@ impl FromRequest<AppState> for PatchBody {
                 ));
             }
             Ok(PatchBody(Change::MergePatch(patch)))
-        } else if is_json(req.headers(), "application/json") {
+        } else if content_type_is(req.headers(), "application/json") {
             let bytes = read_body(req, state).await?;
             Ok(PatchBody(Change::Ops(parse_json(&bytes)?)))
         } else {
@@ -59,7 +59,7 @@ impl FromRequest<AppState> for PatchBody {
     }
 }
 
-pub(crate) fn is_json(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::http::AppState;
 use crate::http::extract::{
-    Caller, IfMatch, OriginTag, from_value_at, is_json, parse_json, read_body,
+    Caller, IfMatch, OriginTag, content_type_is, from_value_at, parse_json, read_body,
 };
 use crate::http::problem::{ApiError, Problem};
 use crate::service::search::Search;
@@ -192,9 +192,9 @@ impl FromRequest<AppState> for Targets {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limits = state.service.limits().clone();
-        let ndjson = is_json(req.headers(), "application/x-ndjson");
-        let csv = is_json(req.headers(), "text/csv");
-        let json = is_json(req.headers(), "application/json");
+        let ndjson = content_type_is(req.headers(), "application/x-ndjson");
+        let csv = content_type_is(req.headers(), "text/csv");
+        let json = content_type_is(req.headers(), "application/json");
         if !(ndjson || csv || json) {
             return Err(ApiError::UnsupportedMediaType(
                 "send `application/json`, `application/x-ndjson` (one identity object per line) or `text/csv` (a header of identity kinds)".into(),

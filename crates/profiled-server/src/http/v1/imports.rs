@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::AppState;
-use crate::http::extract::{Caller, OriginTag, is_json};
+use crate::http::extract::{Caller, OriginTag, content_type_is};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::imports::{ImportFormat, Importer};
 
@@ -95,8 +95,8 @@ pub async fn import(
     let format = match params.format.as_deref() {
         Some(text) => ImportFormat::parse(text)
             .ok_or_else(|| ApiError::invalid("/format", "use `ndjson` or `csv`"))?,
-        None if is_json(request.headers(), "application/x-ndjson") => ImportFormat::Ndjson,
-        None if is_json(request.headers(), "text/csv") => ImportFormat::Csv,
+        None if content_type_is(request.headers(), "application/x-ndjson") => ImportFormat::Ndjson,
+        None if content_type_is(request.headers(), "text/csv") => ImportFormat::Csv,
         None => {
             return Err(ApiError::UnsupportedMediaType(
                 "send `application/x-ndjson` or `text/csv` (or name `?format=`)".into(),
