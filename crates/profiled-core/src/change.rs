@@ -25,6 +25,9 @@ pub enum Operation {
     /// The profile was deleted; the entry carries no values, and the profile's earlier entries
     /// are gone with it.
     Delete,
+    /// Events changed what the profile's events add up to (`computed`), its location or
+    /// device, or attached identities.
+    Events,
 }
 
 impl Operation {
@@ -38,6 +41,7 @@ impl Operation {
             Operation::Unmerge => "unmerge",
             Operation::Clear => "clear",
             Operation::Delete => "delete",
+            Operation::Events => "events",
         }
     }
 
@@ -51,6 +55,7 @@ impl Operation {
             Self::Unmerge,
             Self::Clear,
             Self::Delete,
+            Self::Events,
         ]
         .into_iter()
         .find(|o| o.as_str() == text)
@@ -105,6 +110,18 @@ pub fn diff(before: Option<&Profile>, after: &Profile) -> Vec<KeyChange> {
         "computed",
         before.map_or(&empty, |p| &p.computed),
         &after.computed,
+        &mut changes,
+    );
+    diff_maps(
+        "location",
+        before.map_or(&empty, |p| &p.location),
+        &after.location,
+        &mut changes,
+    );
+    diff_maps(
+        "device",
+        before.map_or(&empty, |p| &p.device),
+        &after.device,
         &mut changes,
     );
     let before_ids = before.map(|p| p.identities.as_slice()).unwrap_or_default();

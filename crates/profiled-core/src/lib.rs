@@ -6,6 +6,8 @@
 //! - [`profile`]: the profile as the rest of the system sees it.
 
 pub mod access;
+pub mod activity;
+pub mod aggregate;
 pub mod change;
 pub mod error;
 pub mod filter;

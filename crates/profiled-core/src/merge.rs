@@ -5,12 +5,17 @@
 //! - a profile with a `user_id` survives over anonymous ones; otherwise the oldest survives;
 //! - the survivor's property values win; keys it lacks are taken from the absorbed profiles,
 //!   oldest first, and each taken key remembers the profile it came from;
-//! - numeric computed values (counters) are added; `percent` stays the survivor's;
+//! - activity (sessions, event counts, aggregates) is combined as if the survivor had seen
+//!   every profile's events, and the computed values derived from it are rewritten; other
+//!   numeric computed values are added; `percent` stays the survivor's;
+//! - the survivor keeps its location, device and company; those it lacks come from the most
+//!   recently updated absorbed profile that has them;
 //! - the survivor carries every identity and the earliest creation time.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use crate::activity::ActivityRules;
 use crate::identity::IdentityKind;
 use crate::{Profile, ProfileId};
 
@@ -38,7 +43,11 @@ fn user_ids(profile: &Profile) -> impl Iterator<Item = &str> {
 }
 
 /// Merges two or more profiles into one, by the rules above.
-pub fn merge(mut profiles: Vec<Profile>, now: Timestamp) -> Result<Merged, MergeRefused> {
+pub fn merge(
+    mut profiles: Vec<Profile>,
+    now: Timestamp,
+    rules: &ActivityRules,
+) -> Result<Merged, MergeRefused> {
     assert!(profiles.len() >= 2, "a merge needs two profiles");
     let mut distinct: Vec<(&str, &ProfileId)> = Vec::new();
     for profile in &profiles {
@@ -100,7 +109,11 @@ pub fn merge(mut profiles: Vec<Profile>, now: Timestamp) -> Result<Merged, Merge
             }
         }
         for (key, value) in &other.computed {
-            if key == "percent" {
+            if rules.derives(key) {
+                if !survivor.computed.contains_key(key) && !other.activity.is_empty() {
+                    // A windowed aggregate: kept until the next event recomputes it.
+                    survivor.computed.insert(key.clone(), value.clone());
+                }
                 continue;
             }
             match (survivor.computed.get_mut(key), value) {
@@ -118,6 +131,23 @@ pub fn merge(mut profiles: Vec<Profile>, now: Timestamp) -> Result<Merged, Merge
         }
         survivor.attach(other.identities.iter().cloned());
         survivor.created_at = survivor.created_at.min(other.created_at);
+        survivor.activity.absorb(&other.activity, rules);
+    }
+    survivor
+        .activity
+        .write_computed(&mut survivor.computed, rules);
+    let mut newest_first: Vec<&Profile> = absorbed.iter().collect();
+    newest_first.sort_by(|a, b| (b.updated_at, &b.id).cmp(&(a.updated_at, &a.id)));
+    for other in newest_first {
+        if survivor.location.is_empty() {
+            survivor.location = other.location.clone();
+        }
+        if survivor.device.is_empty() {
+            survivor.device = other.device.clone();
+        }
+        if survivor.company.is_none() {
+            survivor.company = other.company.clone();
+        }
     }
     survivor.touch(now);
     Ok(Merged {
@@ -175,7 +205,7 @@ mod tests {
             json!({"plan": "pro"}),
             json!({"sessions": 3, "percent": 77.0}),
         );
-        let merged = merge(vec![anon, known], at(9)).unwrap();
+        let merged = merge(vec![anon, known], at(9), &ActivityRules::default()).unwrap();
         assert_eq!(merged.survivor.id.0, "known");
         assert_eq!(
             Value::Object(merged.survivor.properties.clone()),
@@ -213,7 +243,7 @@ mod tests {
             json!({}),
         );
         known.set_once.insert("first_page".into());
-        let merged = merge(vec![known, anon], at(9)).unwrap();
+        let merged = merge(vec![known, anon], at(9), &ActivityRules::default()).unwrap();
         assert_eq!(merged.survivor.id.0, "known");
         assert_eq!(
             merged.survivor.properties["first_page"],
@@ -233,14 +263,21 @@ mod tests {
     fn without_a_user_id_the_oldest_survives() {
         let young = profile("young", 5, &[("anonymous_id", "a2")], json!({}), json!({}));
         let old = profile("old", 1, &[("anonymous_id", "a1")], json!({}), json!({}));
-        assert_eq!(merge(vec![young, old], at(9)).unwrap().survivor.id.0, "old");
+        assert_eq!(
+            merge(vec![young, old], at(9), &ActivityRules::default())
+                .unwrap()
+                .survivor
+                .id
+                .0,
+            "old"
+        );
     }
 
     #[test]
     fn different_user_ids_are_never_merged() {
         let a = profile("a", 0, &[("user_id", "u1")], json!({}), json!({}));
         let b = profile("b", 1, &[("user_id", "u2")], json!({}), json!({}));
-        assert!(merge(vec![a, b], at(9)).is_err());
+        assert!(merge(vec![a, b], at(9), &ActivityRules::default()).is_err());
     }
 
     fn arbitrary(id: String) -> impl Strategy<Value = Profile> {
@@ -266,7 +303,7 @@ mod tests {
         #[test]
         fn a_merge_loses_no_key_no_identity_and_keeps_survivor_values(a in arbitrary("p1".into()), b in arbitrary("p2".into()), c in arbitrary("p3".into())) {
             let all = vec![a, b, c];
-            let merged = merge(all.clone(), at(1000)).unwrap();
+            let merged = merge(all.clone(), at(1000), &ActivityRules::default()).unwrap();
             let survivor_before = all.iter().find(|p| p.id == merged.survivor.id).unwrap();
             for p in &all {
                 for key in p.properties.keys() {

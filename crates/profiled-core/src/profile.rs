@@ -39,6 +39,14 @@ pub struct Profile {
     /// Top-level property keys whose value was written by `set_once`: across a merge they keep
     /// the oldest profile's value.
     pub set_once: std::collections::BTreeSet<String>,
+    /// Where the end user was last seen, from enrichment: country, region, city, ...
+    pub location: Map<String, Value>,
+    /// The end user's last device, from enrichment: browser, version, os, type, bot.
+    pub device: Map<String, Value>,
+    /// What the profile's events add up to; `computed` shows it.
+    pub activity: crate::activity::Activity,
+    /// The id of the company the profile belongs to.
+    pub company: Option<String>,
 }
 
 impl Profile {
@@ -56,6 +64,10 @@ impl Profile {
             updated_at: now,
             version: 1,
             set_once: Default::default(),
+            location: Map::new(),
+            device: Map::new(),
+            activity: Default::default(),
+            company: None,
         }
     }
 
@@ -67,7 +79,6 @@ impl Profile {
         self.identities.dedup();
     }
 
-    /// Records that the profile changed at `now`.
     /// The identities of `wanted` the profile does not carry yet.
     pub fn missing_identities(&self, wanted: &[Identity]) -> Vec<Identity> {
         wanted
@@ -92,18 +103,34 @@ impl Profile {
         self.attach(new_identities.iter().cloned());
     }
 
-    /// Resets the profile as Chameleon's "clear" does: properties and computed values emptied,
-    /// a new `percent` drawn, `computed.cleared_at` set; the id and identities stay.
+    /// Resets the profile as Chameleon's "clear" does: properties, computed values, device and
+    /// location emptied, a new `percent` drawn, `computed.cleared_at` set; the id, identities
+    /// and company stay.
     pub fn clear(&mut self, now: Timestamp, percent: f64) {
         self.properties.clear();
         self.set_once.clear();
         self.computed.clear();
+        self.location.clear();
+        self.device.clear();
+        self.activity = Default::default();
         self.computed.insert("percent".into(), Value::from(percent));
         self.computed
             .insert("cleared_at".into(), Value::from(now.to_string()));
         self.touch(now);
     }
 
+    /// One of the profile's JSON documents.
+    pub fn document(&self, column: crate::filter::JsonColumn) -> &Map<String, Value> {
+        use crate::filter::JsonColumn;
+        match column {
+            JsonColumn::Properties => &self.properties,
+            JsonColumn::Computed => &self.computed,
+            JsonColumn::Location => &self.location,
+            JsonColumn::Device => &self.device,
+        }
+    }
+
+    /// Records that the profile changed at `now`.
     pub fn touch(&mut self, now: Timestamp) {
         self.version += 1;
         self.updated_at = now.max(self.updated_at);

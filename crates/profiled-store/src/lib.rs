@@ -20,7 +20,8 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
 pub use records::{
-    ApiKeyRecord, DeletionReceipt, ImportRecord, MergeRecord, StoredMerge, Workspace,
+    ApiKeyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord, StoredEvent,
+    StoredMerge, Workspace,
 };
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
@@ -99,6 +100,29 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes change log entries older than `before`, in every workspace.
     async fn prune_changes(&self, before: Timestamp) -> Result<u64>;
 
+    /// A profile's kept events, newest first (by time, then id); those before `before`
+    /// (an event's time and id) when given.
+    async fn events(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        before: Option<(Timestamp, &str)>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>>;
+    /// Deletes events that happened before `before`, in every workspace.
+    async fn prune_events(&self, before: Timestamp) -> Result<u64>;
+
+    /// The workspace's computed property definitions, by key.
+    async fn computed_definitions(&self, ws: WorkspaceId) -> Result<Vec<ComputedRecord>>;
+    /// Creates or replaces a computed property definition.
+    async fn save_computed_definition(
+        &self,
+        ws: WorkspaceId,
+        record: &ComputedRecord,
+    ) -> Result<()>;
+    /// Removes a computed property definition; false when there was none.
+    async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool>;
+
     /// A deletion receipt.
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>>;
     /// Deletion receipts, newest first; those older than the receipt `before` when given.
@@ -159,7 +183,7 @@ pub trait ProfileTx: Send {
         identity: &Identity,
     ) -> Result<bool>;
     /// Records a merge into `merge.survivor` (whose row the caller updates): moves the absorbed
-    /// profiles' identities to it, removes their rows, and points their ids at it.
+    /// profiles' identities and events to it, removes their rows, and points their ids at it.
     async fn record_merge(&mut self, ws: WorkspaceId, merge: &MergeRecord<'_>) -> Result<()>;
     /// The profile an absorbed profile id now belongs to.
     async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>>;
@@ -213,7 +237,21 @@ pub trait ProfileTx: Send {
         }
         Ok(())
     }
-    /// Deletes a profile with its identities and change log entries; false when it did not exist.
+    /// Keeps raw events. Their ids must be new (see [`ProfileTx::known_event_ids`]).
+    async fn insert_events(&mut self, ws: WorkspaceId, events: &[StoredEvent]) -> Result<()>;
+    /// Which of these event ids the workspace already keeps.
+    async fn known_event_ids(&mut self, ws: WorkspaceId, ids: &[String]) -> Result<Vec<String>>;
+    /// A profile's kept events since `since`, oldest first.
+    async fn events_since(
+        &mut self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        since: Timestamp,
+    ) -> Result<Vec<StoredEvent>>;
+    /// Erases a profile's kept events; returns how many went.
+    async fn delete_events(&mut self, ws: WorkspaceId, profile: &ProfileId) -> Result<u64>;
+    /// Deletes a profile with its identities, change log entries and events; false when it
+    /// did not exist.
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool>;
     /// Keeps a deletion receipt.
     async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()>;

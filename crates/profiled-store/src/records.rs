@@ -1,4 +1,4 @@
-//! Rows that are not profiles: workspaces and API keys.
+//! Rows that are not profiles: workspaces, API keys, merges, receipts, imports, events.
 
 use jiff::Timestamp;
 use profiled_core::{Scope, WorkspaceId};
@@ -94,4 +94,38 @@ pub struct ImportRecord {
     pub failures: Vec<profiled_core::import::ImportFailure>,
     /// Why the import stopped early, when it did.
     pub error: Option<String>,
+}
+
+/// A raw event as kept for the retention period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The client's id for the event, or one the service drew; unique in a workspace.
+    pub id: String,
+    pub profile_id: profiled_core::ProfileId,
+    pub name: String,
+    pub at: Timestamp,
+    pub received_at: Timestamp,
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    /// Where it came from: ip, user agent, page, ... as the client sent it.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+impl StoredEvent {
+    /// The event as the activity rules see it.
+    pub fn to_event(&self) -> profiled_core::activity::Event {
+        profiled_core::activity::Event {
+            name: self.name.clone(),
+            at: self.at,
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+/// A computed property a workspace defined, as stored (the service reads the definition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputedRecord {
+    pub key: String,
+    pub definition: serde_json::Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }

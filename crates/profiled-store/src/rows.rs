@@ -27,6 +27,10 @@ pub(crate) struct ProfileColumns {
     pub set_once: String,
     /// A JSON array of `[kind, value]` pairs, in any order.
     pub identities: String,
+    pub location: String,
+    pub device: String,
+    pub activity: String,
+    pub company_id: Option<String>,
 }
 
 impl ProfileColumns {
@@ -47,8 +51,26 @@ impl ProfileColumns {
             version: self.version,
             set_once: serde_json::from_str(&self.set_once)
                 .map_err(|e| StoreError::Corrupt(format!("set_once: {e}")))?,
+            location: json_object(&self.location)?,
+            device: json_object(&self.device)?,
+            activity: serde_json::from_str(&self.activity)
+                .map_err(|e| StoreError::Corrupt(format!("activity: {e}")))?,
+            company: self.company_id,
         })
     }
+}
+
+/// A profile's JSON documents as written: properties, computed, set_once, location, device
+/// and activity.
+pub(crate) fn documents(profile: &Profile) -> [String; 6] {
+    [
+        to_json(&profile.properties),
+        to_json(&profile.computed),
+        set_once_json(profile),
+        to_json(&profile.location),
+        to_json(&profile.device),
+        serde_json::to_string(&profile.activity).expect("activity serialises"),
+    ]
 }
 
 pub(crate) fn json_object(text: &str) -> Result<Map<String, Value>> {
@@ -156,6 +178,31 @@ impl ImportColumns {
             counts: serde_json::from_str(&self.counts).map_err(|e| corrupt("counts", e))?,
             failures: serde_json::from_str(&self.failures).map_err(|e| corrupt("failures", e))?,
             error: self.error,
+        })
+    }
+}
+
+/// An event row's columns as read, before decoding.
+pub(crate) struct EventColumns {
+    pub id: String,
+    pub profile_id: String,
+    pub name: String,
+    pub at: i64,
+    pub received_at: i64,
+    pub properties: String,
+    pub context: String,
+}
+
+impl EventColumns {
+    pub fn decode(self) -> Result<crate::StoredEvent> {
+        Ok(crate::StoredEvent {
+            id: self.id,
+            profile_id: ProfileId(self.profile_id),
+            name: self.name,
+            at: from_micros(self.at)?,
+            received_at: from_micros(self.received_at)?,
+            properties: json_object(&self.properties)?,
+            context: json_object(&self.context)?,
         })
     }
 }

@@ -17,6 +17,10 @@ pub(crate) fn snapshot(p: &Profile) -> Value {
         "updated_at": micros(p.updated_at),
         "version": p.version,
         "set_once": p.set_once,
+        "location": p.location,
+        "device": p.device,
+        "activity": p.activity,
+        "company_id": p.company,
     })
 }
 
@@ -56,5 +60,16 @@ pub(crate) fn restore(value: &Value) -> Result<Profile> {
             .get("set_once")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default(),
+        // Snapshots taken before enrichment existed lack these.
+        location: map("location").unwrap_or_default(),
+        device: map("device").unwrap_or_default(),
+        activity: object
+            .get("activity")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default(),
+        company: object
+            .get("company_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }

@@ -36,8 +36,16 @@ pub async fn open_service(
                 .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
         ),
     };
-    let service =
-        Service::new(store, config.limits.clone()).with_retention(config.change_log.retention());
+    let enricher = match &config.enrichment.geoip_database {
+        Some(path) => {
+            profiled_server::service::Enricher::with_geoip(path).map_err(anyhow::Error::msg)?
+        }
+        None => profiled_server::service::Enricher::default(),
+    };
+    let service = Service::new(store, config.limits.clone())
+        .with_retention(config.change_log.retention())
+        .with_events(config.events.settings())
+        .with_enricher(enricher);
     let bootstrap_key = service
         .bootstrap(issue_first_key)
         .await

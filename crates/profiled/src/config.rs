@@ -29,6 +29,43 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub limits: Limits,
     pub change_log: ChangeLogConfig,
+    pub events: EventsConfig,
+    pub enrichment: EnrichmentConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Minutes of inactivity after which the next event starts a new session.
+    pub session_gap_minutes: u32,
+    /// Keep raw events this many days (windows of computed properties are at most this long).
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            session_gap_minutes: 90,
+            retention_days: 30,
+        }
+    }
+}
+
+impl EventsConfig {
+    pub fn settings(&self) -> profiled_server::service::EventSettings {
+        profiled_server::service::EventSettings {
+            session_gap: jiff::SignedDuration::from_mins(i64::from(self.session_gap_minutes)),
+            retention: jiff::SignedDuration::from_hours(24 * i64::from(self.retention_days)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrichmentConfig {
+    /// A MaxMind-format GeoIP database (GeoLite2/GeoIP2 City `.mmdb`) for locations;
+    /// without one, locations are off.
+    pub geoip_database: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,6 +94,8 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             limits: Limits::default(),
             change_log: ChangeLogConfig::default(),
+            events: EventsConfig::default(),
+            enrichment: EnrichmentConfig::default(),
         }
     }
 }

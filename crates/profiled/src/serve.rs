@@ -19,6 +19,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.change_log.retention().is_some() {
         tokio::spawn(prune_changes(service.clone()));
     }
+    tokio::spawn(prune_events(service.clone()));
+    match &config.enrichment.geoip_database {
+        Some(path) => {
+            tracing::info!(geoip_database = %path.display(), "locations from IP addresses are on")
+        }
+        None => tracing::info!(
+            "locations from IP addresses are off: set enrichment.geoip_database to a GeoIP2/GeoLite2 City .mmdb file to turn them on"
+        ),
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -28,7 +37,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         database = %describe_database(&config),
         "profiled is listening; API docs at /docs"
     );
-    axum::serve(listener, profiled_server::router(service.clone()))
+    let app = profiled_server::router(service.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
@@ -79,6 +90,19 @@ async fn prune_changes(service: Arc<profiled_server::Service>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "pruned the change log to its retention"),
             Err(err) => tracing::error!(error = %err, "pruning the change log failed"),
+        }
+    }
+}
+
+/// Deletes events older than their retention at start and then every hour.
+async fn prune_events(service: Arc<profiled_server::Service>) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match service.prune_events().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "deleted events older than their retention"),
+            Err(err) => tracing::error!(error = %err, "deleting old events failed"),
         }
     }
 }

@@ -77,11 +77,9 @@ fn values<'a>(field: &Field, profile: &'a Profile) -> Vec<Scalar<'a>> {
             .filter(|i| i.kind.as_str() == kind)
             .map(|i| Scalar::Text(&i.value))
             .collect(),
-        Field::Property(path) => lookup(&profile.properties, path)
-            .map(Scalar::Json)
-            .into_iter()
-            .collect(),
-        Field::Computed(path) => lookup(&profile.computed, path)
+        Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => field
+            .json_path()
+            .and_then(|(column, path)| lookup(profile.document(column), path))
             .map(Scalar::Json)
             .into_iter()
             .collect(),

@@ -17,6 +17,10 @@ pub enum Field {
     Property(Vec<Segment>),
     /// `computed.<path>`
     Computed(Vec<Segment>),
+    /// `location.<path>`: country, region, city, ... from enrichment.
+    Location(Vec<Segment>),
+    /// `device.<path>`: browser, os, type, bot, ... from enrichment.
+    Device(Vec<Segment>),
     /// `identities.<kind>`: every value of that kind the profile carries.
     Identity(String),
 }
@@ -43,6 +47,8 @@ impl Field {
             "updated_at" => no_path("updated_at").map(|_| Field::UpdatedAt),
             "properties" => Ok(Field::Property(parse_path(rest, text)?)),
             "computed" => Ok(Field::Computed(parse_path(rest, text)?)),
+            "location" => Ok(Field::Location(parse_path(rest, text)?)),
+            "device" => Ok(Field::Device(parse_path(rest, text)?)),
             "identities" => {
                 let kind = rest.strip_prefix('.').unwrap_or_default();
                 crate::IdentityKind::parse(kind).map_err(|_| {
@@ -51,7 +57,7 @@ impl Field {
                 Ok(Field::Identity(kind.to_owned()))
             }
             _ => Err(format!(
-                "unknown field `{text}`: use properties.<path>, computed.<path>, identities.<kind>, id, created_at or updated_at"
+                "unknown field `{text}`: use properties.<path>, computed.<path>, location.<path>, device.<path>, identities.<kind>, id, created_at or updated_at"
             )),
         }
     }
@@ -61,6 +67,8 @@ impl Field {
         match self {
             Field::Property(p) => Some((JsonColumn::Properties, p)),
             Field::Computed(p) => Some((JsonColumn::Computed, p)),
+            Field::Location(p) => Some((JsonColumn::Location, p)),
+            Field::Device(p) => Some((JsonColumn::Device, p)),
             _ => None,
         }
     }
@@ -71,6 +79,8 @@ impl Field {
 pub enum JsonColumn {
     Properties,
     Computed,
+    Location,
+    Device,
 }
 
 impl JsonColumn {
@@ -78,6 +88,8 @@ impl JsonColumn {
         match self {
             JsonColumn::Properties => "properties",
             JsonColumn::Computed => "computed",
+            JsonColumn::Location => "location",
+            JsonColumn::Device => "device",
         }
     }
 }
@@ -161,6 +173,8 @@ impl std::fmt::Display for Field {
             Field::UpdatedAt => f.write_str("updated_at"),
             Field::Property(p) => path(f, "properties", p),
             Field::Computed(p) => path(f, "computed", p),
+            Field::Location(p) => path(f, "location", p),
+            Field::Device(p) => path(f, "device", p),
             Field::Identity(kind) => write!(f, "identities.{kind}"),
         }
     }

@@ -453,7 +453,7 @@ pub(super) fn build(field: Field, op: Op) -> Result<Filter, String> {
                 return Err(format!("`contains` does not apply to {field}"));
             }
             let value = match (&field, value) {
-                (Field::Property(_) | Field::Computed(_), v) => v,
+                (f, v) if f.json_path().is_some() => v,
                 (_, Literal::String(s)) => Literal::String(s),
                 _ => return Err(format!("`contains` on {field} takes a string")),
             };
@@ -488,7 +488,9 @@ fn literal_for(field: &Field, literal: Literal, ordering: bool) -> Result<Litera
             Literal::String(_) | Literal::Null => Ok(literal),
             _ => Err(format!("{field} compares with a string")),
         },
-        Field::Property(_) | Field::Computed(_) => Ok(literal),
+        Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => {
+            Ok(literal)
+        }
     }
 }
 

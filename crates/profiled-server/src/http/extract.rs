@@ -244,6 +244,24 @@ fn parse_if_match(value: &str) -> Precondition {
     Precondition::Versions(versions)
 }
 
+/// The address of the client the connection came from, when the server knows it (it runs
+/// with connection info; a proxy in front should pass the end user's address in the event
+/// context instead).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

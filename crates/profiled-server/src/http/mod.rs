@@ -40,6 +40,7 @@ pub struct AppState {
     tags(
         (name = "profiles", description = "Profiles, their properties and identities"),
         (name = "search", description = "Search and count with the filter language; declared indexes"),
+        (name = "events", description = "Events, and the computed properties they add up to"),
         (name = "changes", description = "The change log: profile history and the workspace's change feed"),
         (name = "imports", description = "Bulk upserts and deletes from NDJSON or CSV, as jobs"),
         (name = "deletions", description = "Forgetting people: deletion receipts, bulk erasure"),
@@ -92,6 +93,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::profiles::add_identities))
         .routes(routes!(v1::profiles::remove_identity))
         .routes(routes!(v1::profiles::clear))
+        .routes(routes!(v1::events::ingest))
+        .routes(routes!(v1::events::list))
+        .routes(routes!(v1::computed::list))
+        .routes(routes!(
+            v1::computed::get,
+            v1::computed::put,
+            v1::computed::delete
+        ))
         .routes(routes!(v1::workspaces::current))
         .routes(routes!(v1::workspaces::list, v1::workspaces::create))
         .routes(routes!(v1::keys::list, v1::keys::create))

@@ -29,7 +29,7 @@ pub enum BatchOutcome {
         created: bool,
         changed: bool,
         /// The profile as this upsert left it, when the batch was asked to keep profiles.
-        profile: Option<Profile>,
+        profile: Option<Box<Profile>>,
     },
     /// It broke a rule; nothing of it was written.
     Failed(ServiceError),
@@ -57,7 +57,7 @@ impl Service {
         let kept = |profile: &Profile, created: bool, changed: bool| BatchOutcome::Applied {
             created,
             changed,
-            profile: keep_profiles.then(|| profile.clone()),
+            profile: keep_profiles.then(|| Box::new(profile.clone())),
         };
         let now = profiled_core::profile::to_micros(Timestamp::now());
         let mut tx = self.store.begin().await?;

@@ -87,7 +87,7 @@ impl Service {
                                     changed,
                                     profile,
                                 } => Ok(Written {
-                                    profile: profile.expect("the batch keeps profiles"),
+                                    profile: *profile.expect("the batch keeps profiles"),
                                     created,
                                     changed,
                                 }),

@@ -133,6 +133,10 @@ struct ProfileOut<'a> {
     identities: &'a [profiled_core::Identity],
     properties: &'a serde_json::Map<String, Value>,
     computed: &'a serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    location: &'a serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    device: &'a serde_json::Map<String, Value>,
     created_at: String,
     updated_at: String,
     version: i64,
@@ -145,6 +149,8 @@ impl<'a> From<&'a Profile> for ProfileOut<'a> {
             identities: &p.identities,
             properties: &p.properties,
             computed: &p.computed,
+            location: &p.location,
+            device: &p.device,
             created_at: p.created_at.to_string(),
             updated_at: p.updated_at.to_string(),
             version: p.version,
@@ -169,10 +175,14 @@ fn cell(profile: &Profile, column: &Column) -> String {
         Column::Field(Field::Id) => profile.id.0.clone(),
         Column::Field(Field::CreatedAt) => profile.created_at.to_string(),
         Column::Field(Field::UpdatedAt) => profile.updated_at.to_string(),
-        Column::Field(Field::Property(path)) => lookup(&profile.properties, path)
-            .map(text)
-            .unwrap_or_default(),
-        Column::Field(Field::Computed(path)) => lookup(&profile.computed, path)
+        Column::Field(
+            field @ (Field::Property(_)
+            | Field::Computed(_)
+            | Field::Location(_)
+            | Field::Device(_)),
+        ) => field
+            .json_path()
+            .and_then(|(column, path)| lookup(profile.document(column), path))
             .map(text)
             .unwrap_or_default(),
         Column::Field(Field::Identity(kind)) => {

@@ -43,6 +43,7 @@ impl Service {
         others: &[ProfileId],
         dry_run: bool,
     ) -> Result<MergeOutcome> {
+        let rules = self.activity_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profiles: Vec<Profile> = Vec::new();
         for id in std::iter::once(target).chain(others) {
@@ -57,7 +58,7 @@ impl Service {
                 "name at least one other profile (ids already merged into this one do not count)",
             )]));
         }
-        let plan = self.plan_merge(profiles)?;
+        let plan = self.plan_merge(profiles, &rules)?;
         let mut outcome = MergeOutcome {
             id: None,
             survivor: plan.merged.survivor.clone(),

@@ -5,7 +5,10 @@ mod access;
 pub mod bulk;
 pub mod changes;
 mod combiner;
+pub mod computed;
 pub mod deletions;
+mod enrichment;
+pub mod events;
 pub mod exports;
 pub mod imports;
 mod key_cache;
@@ -19,6 +22,9 @@ use profiled_core::{DomainError, Limits, Violation};
 use profiled_store::{Store, StoreError};
 
 pub use access::{ApiKeyToken, IssuedKey};
+pub use computed::{DefinitionBody, EventSettings, StoredDefinition};
+pub use enrichment::Enricher;
+pub use events::{EventBatch, Ingested, NewEvent};
 pub use merges::{MergeOutcome, Unmerged};
 pub use profiles::{Change, Precondition, Upsert, WriteContext, Written};
 pub use search::{Page, Search};
@@ -34,6 +40,8 @@ pub struct Service {
     retention: Option<std::time::Duration>,
     /// Where upserts go to be combined into batches, once a server started it.
     combiner: std::sync::OnceLock<combiner::Combiner>,
+    events: EventSettings,
+    enricher: Enricher,
 }
 
 impl Service {
@@ -45,7 +53,25 @@ impl Service {
             changed: tokio::sync::Notify::new(),
             retention: None,
             combiner: std::sync::OnceLock::new(),
+            events: EventSettings::default(),
+            enricher: Enricher::default(),
         }
+    }
+
+    /// Sessions and retention of events.
+    pub fn with_events(mut self, events: EventSettings) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Where locations and devices come from.
+    pub fn with_enricher(mut self, enricher: Enricher) -> Self {
+        self.enricher = enricher;
+        self
+    }
+
+    pub fn enricher(&self) -> &Enricher {
+        &self.enricher
     }
 
     /// Keeps change log entries only this long (see [`Service::prune_changes`]).

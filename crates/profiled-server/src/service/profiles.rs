@@ -1,6 +1,7 @@
 //! Profile use-cases: upsert by identities, read, change, identities, delete.
 
 use jiff::Timestamp;
+use profiled_core::activity::ActivityRules;
 use profiled_core::change::{NewChange, Operation, diff};
 use profiled_core::merge::merge;
 use profiled_core::ops::merge_patch;
@@ -104,7 +105,7 @@ impl Precondition {
     }
 }
 
-fn now() -> Timestamp {
+pub(super) fn now() -> Timestamp {
     to_micros(Timestamp::now())
 }
 
@@ -259,15 +260,21 @@ impl Service {
         ctx: &WriteContext,
         owners: Vec<Profile>,
     ) -> Result<Profile> {
-        let merged = self.plan_merge(owners)?;
+        let rules = self.activity_rules(ws).await?;
+        let merged = self.plan_merge(owners, &rules)?;
         self.record_merge(tx, ws, ctx, &merged).await?;
         Ok(merged.merged.survivor)
     }
 
     /// Applies the merge rules; nothing is written.
-    pub(super) fn plan_merge(&self, profiles: Vec<Profile>) -> Result<PlannedMerge> {
+    pub(super) fn plan_merge(
+        &self,
+        profiles: Vec<Profile>,
+        rules: &ActivityRules,
+    ) -> Result<PlannedMerge> {
         let originals = profiles.clone();
-        let merged = merge(profiles, now()).map_err(|refused| ServiceError::Conflict(refused.0))?;
+        let merged =
+            merge(profiles, now(), rules).map_err(|refused| ServiceError::Conflict(refused.0))?;
         self.check(&merged.survivor)?;
         let survivor_before = originals
             .into_iter()
@@ -489,6 +496,7 @@ impl Service {
         let now = now();
         profile.clear(now, rand::rng().random_range(0.0..100.0));
         tx.update_profile(ws, &profile).await?;
+        tx.delete_events(ws, &profile.id).await?;
         tx.append_change(
             ws,
             &ctx.entry(

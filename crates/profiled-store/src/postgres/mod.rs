@@ -9,6 +9,7 @@
 mod batch;
 mod changes;
 mod deletions;
+mod events;
 mod filter;
 mod imports;
 mod merges;
@@ -31,8 +32,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use crate::{
-    ApiKeyRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx, PropertyIndex, Result,
-    SearchPage, SearchQuery, Store, StoreError, StoredMerge, Workspace,
+    ApiKeyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx,
+    PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError, StoredEvent, StoredMerge,
+    Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -173,6 +175,7 @@ fn migrator() -> Migrator {
             "import jobs",
             include_str!("migrations/0003_imports.sql"),
         ),
+        migration(4, "events", include_str!("migrations/0004_events.sql")),
     ]);
     migrator.set_locking(false);
     migrator
@@ -299,6 +302,39 @@ impl Store for PostgresStore {
         changes::prune(&self.pool, before).await
     }
 
+    async fn events(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        before: Option<(Timestamp, &str)>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        events::list(&self.pool, ws, profile, before, limit).await
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        events::prune(&mut conn, before).await
+    }
+
+    async fn computed_definitions(&self, ws: WorkspaceId) -> Result<Vec<ComputedRecord>> {
+        events::definitions(&self.pool, ws).await
+    }
+
+    async fn save_computed_definition(
+        &self,
+        ws: WorkspaceId,
+        record: &ComputedRecord,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        events::save_definition(&mut conn, ws, record).await
+    }
+
+    async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        events::delete_definition(&mut conn, ws, key).await
+    }
+
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
         deletions::load(&self.pool, ws, id).await
     }
@@ -419,12 +455,34 @@ impl ProfileTx for PostgresTx {
         changes::append(&mut self.tx, ws, change).await
     }
 
+    async fn insert_events(&mut self, ws: WorkspaceId, new: &[StoredEvent]) -> Result<()> {
+        events::insert(&mut self.tx, ws, new).await
+    }
+
+    async fn known_event_ids(&mut self, ws: WorkspaceId, ids: &[String]) -> Result<Vec<String>> {
+        events::known_ids(&mut self.tx, ws, ids).await
+    }
+
+    async fn events_since(
+        &mut self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        since: Timestamp,
+    ) -> Result<Vec<StoredEvent>> {
+        events::since(&mut self.tx, ws, profile, since).await
+    }
+
+    async fn delete_events(&mut self, ws: WorkspaceId, profile: &ProfileId) -> Result<u64> {
+        events::delete_of(&mut self.tx, ws, profile).await
+    }
+
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
         // The profiles merged into this one live on in their change-log entries and in merge
         // snapshots: they go too.
         let absorbed = merges::absorbed_into(&mut self.tx, ws, id).await?;
         for gone in std::iter::once(id).chain(&absorbed) {
             changes::forget_profile(&mut self.tx, ws, gone).await?;
+            events::delete_of(&mut self.tx, ws, gone).await?;
             merges::forget_survivor(&mut self.tx, ws, gone).await?;
             merges::forget_absorbed(&mut self.tx, ws, gone).await?;
         }

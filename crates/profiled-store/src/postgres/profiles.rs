@@ -6,7 +6,7 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use super::search::{PROFILE_COLUMNS, profile_row};
-use crate::rows::{micros, set_once_json, to_json};
+use crate::rows::{documents, micros};
 use crate::{Result, StoreError};
 
 pub(super) async fn load(
@@ -104,18 +104,24 @@ pub(super) async fn insert(
     ws: WorkspaceId,
     profile: &Profile,
 ) -> Result<()> {
+    let [properties, computed, set_once, location, device, activity] = documents(profile);
     sqlx::query(
-        "INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version, set_once) \
-         VALUES ($1, $2, CAST($3 AS jsonb), CAST($4 AS jsonb), $5, $6, $7, CAST($8 AS jsonb))",
+        "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, company_id, \
+         properties, computed, set_once, location, device, activity) VALUES ($1, $2, $3, $4, $5, $6, \
+         CAST($7 AS jsonb), CAST($8 AS jsonb), CAST($9 AS jsonb), CAST($10 AS jsonb), CAST($11 AS jsonb), CAST($12 AS jsonb))",
     )
     .bind(ws.0)
     .bind(&profile.id.0)
-    .bind(to_json(&profile.properties))
-    .bind(to_json(&profile.computed))
     .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
-    .bind(set_once_json(profile))
+    .bind(&profile.company)
+    .bind(properties)
+    .bind(computed)
+    .bind(set_once)
+    .bind(location)
+    .bind(device)
+    .bind(activity)
     .execute(&mut *conn)
     .await?;
     for identity in &profile.identities {
@@ -129,16 +135,23 @@ pub(super) async fn update(
     ws: WorkspaceId,
     profile: &Profile,
 ) -> Result<()> {
+    let [properties, computed, set_once, location, device, activity] = documents(profile);
     sqlx::query(
-        "UPDATE profiles SET properties = CAST($1 AS jsonb), computed = CAST($2 AS jsonb), created_at = $3, \
-         updated_at = $4, version = $5, set_once = CAST($6 AS jsonb) WHERE workspace_id = $7 AND id = $8",
+        "UPDATE profiles SET created_at = $1, updated_at = $2, version = $3, company_id = $4, \
+         properties = CAST($5 AS jsonb), computed = CAST($6 AS jsonb), set_once = CAST($7 AS jsonb), \
+         location = CAST($8 AS jsonb), device = CAST($9 AS jsonb), activity = CAST($10 AS jsonb) \
+         WHERE workspace_id = $11 AND id = $12",
     )
-    .bind(to_json(&profile.properties))
-    .bind(to_json(&profile.computed))
     .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
-    .bind(set_once_json(profile))
+    .bind(&profile.company)
+    .bind(properties)
+    .bind(computed)
+    .bind(set_once)
+    .bind(location)
+    .bind(device)
+    .bind(activity)
     .bind(ws.0)
     .bind(&profile.id.0)
     .execute(&mut *conn)

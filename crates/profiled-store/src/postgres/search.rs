@@ -20,6 +20,7 @@ use crate::{Result, StoreError};
 /// The columns every profile read selects, in the order [`profile_row`] decodes them.
 pub(super) const PROFILE_COLUMNS: &str = "p.id, p.properties::text AS properties, \
      p.computed::text AS computed, p.created_at, p.updated_at, p.version, p.set_once::text AS set_once, \
+     p.location::text AS location, p.device::text AS device, p.activity::text AS activity, p.company_id, \
      (SELECT coalesce(json_agg(json_build_array(i.kind, i.value)), '[]')::text FROM identities AS i \
       WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id) AS identities";
 
@@ -33,6 +34,10 @@ pub(super) fn profile_row(row: &PgRow) -> Result<profiled_core::Profile> {
         version: row.try_get("version")?,
         set_once: row.try_get("set_once")?,
         identities: row.try_get("identities")?,
+        location: row.try_get("location")?,
+        device: row.try_get("device")?,
+        activity: row.try_get("activity")?,
+        company_id: row.try_get("company_id")?,
     }
     .decode()
 }
@@ -65,8 +70,10 @@ fn sort_columns(field: &Field) -> SortColumns {
         }
     };
     match field {
-        Field::Property(path) => json(JsonColumn::Properties, path),
-        Field::Computed(path) => json(JsonColumn::Computed, path),
+        Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => {
+            let (column, path) = field.json_path().expect("a JSON field");
+            json(column, path)
+        }
         Field::Id => SortColumns {
             parts: vec!["p.id".into()],
             json: "to_jsonb(p.id)::text".into(),
@@ -87,7 +94,7 @@ fn sort_columns(field: &Field) -> SortColumns {
 fn sort_binds(field: &Field, value: &SortValue) -> Vec<(Bind, &'static str)> {
     let number = |text: String| (Bind::Text(text), "numeric");
     match field {
-        Field::Property(_) | Field::Computed(_) => {
+        Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => {
             let (rank, num, text) = match value {
                 SortValue::Null => (0, "0".to_owned(), String::new()),
                 SortValue::Int(i) => (1, i.to_string(), String::new()),

@@ -110,13 +110,10 @@ impl<D: Dialect> Compiler<'_, D> {
 
     fn predicate(&self, field: &Field, predicate: &Filter, sql: &mut Sql) {
         match field {
-            Field::Property(path) => {
+            Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => {
+                let (column, path) = field.json_path().expect("a JSON field");
                 self.dialect
-                    .json_predicate(JsonColumn::Properties, path, predicate, self.now, sql)
-            }
-            Field::Computed(path) => {
-                self.dialect
-                    .json_predicate(JsonColumn::Computed, path, predicate, self.now, sql)
+                    .json_predicate(column, path, predicate, self.now, sql)
             }
             Field::Identity(kind) => self.identity_predicate(kind, predicate, sql),
             Field::Id => self.scalar_predicate(&format!("{}id", TABLE), predicate, sql, false),

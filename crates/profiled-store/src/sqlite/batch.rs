@@ -8,23 +8,25 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::micros;
 use crate::Result;
-use crate::rows::{set_once_json, to_json};
+use crate::rows::documents;
 
 /// Rows per statement: SQLite binds at most 32,766 values.
 const ROWS: usize = 1000;
 
-const PROFILE_COLUMNS: &str = "INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version, set_once) ";
+const PROFILE_COLUMNS: &str = "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, \
+     company_id, properties, computed, set_once, location, device, activity) ";
 
 fn profile_values(builder: &mut QueryBuilder<Sqlite>, ws: WorkspaceId, profiles: &[Profile]) {
     builder.push_values(profiles, |mut row, p| {
         row.push_bind(ws.0)
             .push_bind(&p.id.0)
-            .push_bind(to_json(&p.properties))
-            .push_bind(to_json(&p.computed))
             .push_bind(micros(p.created_at))
             .push_bind(micros(p.updated_at))
             .push_bind(p.version)
-            .push_bind(set_once_json(p));
+            .push_bind(p.company.clone());
+        for document in documents(p) {
+            row.push_bind(document);
+        }
     });
 }
 
@@ -62,7 +64,8 @@ pub(super) async fn update_profiles(
         builder.push(
             " ON CONFLICT (workspace_id, id) DO UPDATE SET properties = excluded.properties, \
              computed = excluded.computed, created_at = excluded.created_at, updated_at = excluded.updated_at, \
-             version = excluded.version, set_once = excluded.set_once",
+             version = excluded.version, set_once = excluded.set_once, company_id = excluded.company_id, \
+             location = excluded.location, device = excluded.device, activity = excluded.activity",
         );
         builder.build().execute(&mut *conn).await?;
     }

@@ -41,6 +41,7 @@ pub(super) async fn record(
         .bind(&other.id.0)
         .execute(&mut *conn)
         .await?;
+        super::events::move_to(conn, ws, &other.id, merge.survivor).await?;
         sqlx::query("DELETE FROM profiles WHERE workspace_id = ? AND id = ?")
             .bind(ws.0)
             .bind(&other.id.0)

@@ -8,6 +8,7 @@
 mod batch;
 mod changes;
 mod deletions;
+mod events;
 mod filter;
 mod group_commit;
 mod imports;
@@ -32,8 +33,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx, PropertyIndex, Result,
-    SearchPage, SearchQuery, Store, StoreError, StoredMerge, Workspace,
+    ApiKeyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx,
+    PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError, StoredEvent, StoredMerge,
+    Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -175,6 +177,7 @@ fn migrator() -> Migrator {
             "import jobs",
             include_str!("migrations/0007_imports.sql"),
         ),
+        migration(8, "events", include_str!("migrations/0008_events.sql")),
     ]);
     migrator.set_locking(false);
     migrator
@@ -313,6 +316,39 @@ impl Store for SqliteStore {
         changes::prune(&mut conn, before).await
     }
 
+    async fn events(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        before: Option<(Timestamp, &str)>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        events::list(&self.reader, ws, profile, before, limit).await
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let mut conn = self.writer.acquire().await?;
+        events::prune(&mut conn, before).await
+    }
+
+    async fn computed_definitions(&self, ws: WorkspaceId) -> Result<Vec<ComputedRecord>> {
+        events::definitions(&self.reader, ws).await
+    }
+
+    async fn save_computed_definition(
+        &self,
+        ws: WorkspaceId,
+        record: &ComputedRecord,
+    ) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        events::save_definition(&mut conn, ws, record).await
+    }
+
+    async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
+        let mut conn = self.writer.acquire().await?;
+        events::delete_definition(&mut conn, ws, key).await
+    }
+
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
         deletions::load(&self.reader, ws, id).await
     }
@@ -443,12 +479,34 @@ impl ProfileTx for SqliteTx {
         changes::append(self.slot.conn(), ws, change).await
     }
 
+    async fn insert_events(&mut self, ws: WorkspaceId, new: &[StoredEvent]) -> Result<()> {
+        events::insert(self.slot.conn(), ws, new).await
+    }
+
+    async fn known_event_ids(&mut self, ws: WorkspaceId, ids: &[String]) -> Result<Vec<String>> {
+        events::known_ids(self.slot.conn(), ws, ids).await
+    }
+
+    async fn events_since(
+        &mut self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        since: Timestamp,
+    ) -> Result<Vec<StoredEvent>> {
+        events::since(self.slot.conn(), ws, profile, since).await
+    }
+
+    async fn delete_events(&mut self, ws: WorkspaceId, profile: &ProfileId) -> Result<u64> {
+        events::delete_of(self.slot.conn(), ws, profile).await
+    }
+
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
         // The profiles merged into this one live on in their change-log entries and in merge
         // snapshots: they go too.
         let absorbed = merges::absorbed_into(self.slot.conn(), ws, id).await?;
         for gone in std::iter::once(id).chain(&absorbed) {
             changes::forget_profile(self.slot.conn(), ws, gone).await?;
+            events::delete_of(self.slot.conn(), ws, gone).await?;
             merges::forget_survivor(self.slot.conn(), ws, gone).await?;
             merges::forget_absorbed(self.slot.conn(), ws, gone).await?;
         }

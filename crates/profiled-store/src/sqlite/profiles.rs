@@ -5,7 +5,7 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::micros;
-use crate::rows::{set_once_json, to_json};
+use crate::rows::documents;
 use crate::{Result, StoreError};
 
 pub(super) async fn load(
@@ -82,17 +82,23 @@ pub(super) async fn insert(
     ws: WorkspaceId,
     profile: &Profile,
 ) -> Result<()> {
+    let [properties, computed, set_once, location, device, activity] = documents(profile);
     sqlx::query(
-        "INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version, set_once) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, company_id, \
+         properties, computed, set_once, location, device, activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(ws.0)
     .bind(&profile.id.0)
-    .bind(to_json(&profile.properties))
-    .bind(to_json(&profile.computed))
     .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
-    .bind(set_once_json(profile))
+    .bind(&profile.company)
+    .bind(properties)
+    .bind(computed)
+    .bind(set_once)
+    .bind(location)
+    .bind(device)
+    .bind(activity)
     .execute(&mut *conn)
     .await?;
     for identity in &profile.identities {
@@ -106,15 +112,21 @@ pub(super) async fn update(
     ws: WorkspaceId,
     profile: &Profile,
 ) -> Result<()> {
+    let [properties, computed, set_once, location, device, activity] = documents(profile);
     sqlx::query(
-        "UPDATE profiles SET properties = ?, computed = ?, created_at = ?, updated_at = ?, version = ?, set_once = ? WHERE workspace_id = ? AND id = ?",
+        "UPDATE profiles SET created_at = ?, updated_at = ?, version = ?, company_id = ?, properties = ?, \
+         computed = ?, set_once = ?, location = ?, device = ?, activity = ? WHERE workspace_id = ? AND id = ?",
     )
-    .bind(to_json(&profile.properties))
-    .bind(to_json(&profile.computed))
     .bind(micros(profile.created_at))
     .bind(micros(profile.updated_at))
     .bind(profile.version)
-    .bind(set_once_json(profile))
+    .bind(&profile.company)
+    .bind(properties)
+    .bind(computed)
+    .bind(set_once)
+    .bind(location)
+    .bind(device)
+    .bind(activity)
     .bind(ws.0)
     .bind(&profile.id.0)
     .execute(&mut *conn)

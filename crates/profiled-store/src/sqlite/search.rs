@@ -20,7 +20,8 @@ const IDENTITIES: &str = "(SELECT json_group_array(json_array(kind, value)) FROM
 /// The columns every profile read selects, in the order [`profile_row`] decodes them.
 pub(super) fn profile_columns() -> String {
     format!(
-        "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, {IDENTITIES} AS identities"
+        "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, \
+         p.location, p.device, p.activity, p.company_id, {IDENTITIES} AS identities"
     )
 }
 
@@ -34,6 +35,10 @@ pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
         version: row.try_get("version")?,
         set_once: row.try_get("set_once")?,
         identities: row.try_get("identities")?,
+        location: row.try_get("location")?,
+        device: row.try_get("device")?,
+        activity: row.try_get("activity")?,
+        company_id: row.try_get("company_id")?,
     }
     .decode()
 }
@@ -41,11 +46,9 @@ pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
 /// The SQL expression a sort key orders by.
 fn sort_expression(field: &Field) -> String {
     match field {
-        Field::Property(path) => {
-            json_value("p.", profiled_core::filter::JsonColumn::Properties, path)
-        }
-        Field::Computed(path) => {
-            json_value("p.", profiled_core::filter::JsonColumn::Computed, path)
+        Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => {
+            let (column, path) = field.json_path().expect("a JSON field");
+            json_value("p.", column, path)
         }
         Field::Id => "p.id".into(),
         Field::CreatedAt => "p.created_at".into(),

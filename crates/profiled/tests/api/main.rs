@@ -12,6 +12,7 @@ mod deletions;
 mod docs;
 mod durability;
 mod errors;
+mod events;
 mod exports;
 mod imports;
 mod merges;

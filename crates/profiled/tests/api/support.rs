@@ -22,6 +22,7 @@ pub struct TestApp {
     pub admin: String,
     pub service: Arc<Service>,
     pub dir: TempDir,
+    setup: Setup,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -58,38 +59,59 @@ impl Reply {
     }
 }
 
+/// How a test server is configured, beyond the defaults.
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub limits: Limits,
+    /// How long the change log keeps entries.
+    pub retention: Option<std::time::Duration>,
+    pub events: profiled_server::service::EventSettings,
+    /// A GeoIP database for locations.
+    pub geoip: Option<std::path::PathBuf>,
+}
+
 impl TestApp {
     pub async fn start() -> Self {
         Self::start_with(Limits::default()).await
     }
 
     pub async fn start_with(limits: Limits) -> Self {
-        Self::start_configured(limits, None).await
+        Self::start_setup(Setup {
+            limits,
+            ..Setup::default()
+        })
+        .await
     }
 
     /// A server whose change log keeps entries only for `retention`.
     pub async fn start_with_retention(retention: std::time::Duration) -> Self {
-        Self::start_configured(Limits::default(), Some(retention)).await
+        Self::start_setup(Setup {
+            retention: Some(retention),
+            ..Setup::default()
+        })
+        .await
     }
 
-    async fn start_configured(limits: Limits, retention: Option<std::time::Duration>) -> Self {
+    pub async fn start_setup(setup: Setup) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let (service, admin) = open(dir.path(), limits, retention).await;
+        let (service, admin) = open(dir.path(), &setup).await;
         Self::serve(
             dir,
             service,
             admin.expect("a fresh data directory issues a key"),
+            setup,
         )
         .await
     }
 
-    async fn serve(dir: TempDir, service: Arc<Service>, admin: String) -> Self {
+    async fn serve(dir: TempDir, service: Arc<Service>, admin: String, setup: Setup) -> Self {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("a free port");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = profiled_server::router(service.clone());
+        let router = profiled_server::router(service.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async {
@@ -104,6 +126,7 @@ impl TestApp {
             admin,
             service,
             dir,
+            setup,
             stop: Some(stop),
             task: Some(task),
         }
@@ -112,10 +135,14 @@ impl TestApp {
     /// Stops the server, closes the database and starts a new server on the same data.
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;
-        let (service, issued) = open(self.dir.path(), self.service.limits().clone(), None).await;
+        let setup = Setup {
+            retention: None,
+            ..self.setup.clone()
+        };
+        let (service, issued) = open(self.dir.path(), &setup).await;
         assert!(issued.is_none(), "a restart never issues a new first key");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        Self::serve(dir, service, self.admin.clone()).await
+        Self::serve(dir, service, self.admin.clone(), setup).await
     }
 
     async fn shutdown(&mut self) {
@@ -286,11 +313,7 @@ macro_rules! backend_test {
 
 /// Opens the test's database the way `profiled serve` does; returns the first admin key if
 /// one was issued.
-async fn open(
-    dir: &Path,
-    limits: Limits,
-    retention: Option<std::time::Duration>,
-) -> (Arc<Service>, Option<String>) {
+async fn open(dir: &Path, setup: &Setup) -> (Arc<Service>, Option<String>) {
     let store: Arc<dyn Store> = match backend() {
         Backend::Sqlite => Arc::new(
             SqliteStore::open_dir(dir, &SqliteSettings::default())
@@ -308,7 +331,16 @@ async fn open(
             )
         }
     };
-    let service = Service::new(store, limits).with_retention(retention);
+    let enricher = match &setup.geoip {
+        Some(path) => {
+            profiled_server::service::Enricher::with_geoip(path).expect("the GeoIP database opens")
+        }
+        None => profiled_server::service::Enricher::default(),
+    };
+    let service = Service::new(store, setup.limits.clone())
+        .with_retention(setup.retention)
+        .with_events(setup.events.clone())
+        .with_enricher(enricher);
     let issued = service.bootstrap(true).await.expect("bootstrap");
     (Arc::new(service), issued.map(|k| k.token.0))
 }

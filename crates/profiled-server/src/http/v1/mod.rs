@@ -1,7 +1,9 @@
 //! The native API, one module per resource.
 
 pub mod changes;
+pub mod computed;
 pub mod deletions;
+pub mod events;
 pub mod exports;
 pub mod imports;
 pub mod indexes;

@@ -26,8 +26,17 @@ pub struct ProfileView {
     #[schema(value_type = Object)]
     pub properties: Map<String, Value>,
     /// Derived by the service; `percent` is a stable random number in [0, 100).
-    #[schema(value_type = Object, example = json!({"percent": 42.5}))]
+    #[schema(value_type = Object, example = json!({"percent": 42.5, "session_count": 3, "last_seen_at": "2026-11-22T10:00:00.000000Z"}))]
     pub computed: Map<String, Value>,
+    /// Where the end user was last seen (from the newest event's IP): `country`,
+    /// `country_name`, `region`, `region_code`, `city`, `postal_code`, `latitude`,
+    /// `longitude`, `time_zone`.
+    #[schema(value_type = Object, example = json!({"country": "DE", "city": "Berlin", "time_zone": "Europe/Berlin"}))]
+    pub location: Map<String, Value>,
+    /// The end user's last device (from the newest event's user agent): `browser`,
+    /// `browser_version`, `os`, `os_version`, `vendor`, `type`, `bot`.
+    #[schema(value_type = Object, example = json!({"browser": "Chrome", "os": "Windows 10", "type": "desktop", "bot": false}))]
+    pub device: Map<String, Value>,
     /// RFC 3339, UTC.
     #[schema(example = "2026-11-22T15:56:28.123456Z")]
     pub created_at: String,
@@ -44,6 +53,8 @@ impl From<Profile> for ProfileView {
             identities: p.identities,
             properties: p.properties,
             computed: p.computed,
+            location: p.location,
+            device: p.device,
             created_at: p.created_at.to_string(),
             updated_at: p.updated_at.to_string(),
             version: p.version,
