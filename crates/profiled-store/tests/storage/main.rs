@@ -11,7 +11,9 @@ use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, Scope, WorkspaceId};
 use profiled_store::postgres::{PostgresSettings, PostgresStore};
 use profiled_store::sqlite::{SqliteSettings, SqliteStore};
-use profiled_store::{ApiKeyRecord, SearchQuery, SortKey, Store, StoreError};
+use profiled_store::{
+    ApiKeyRecord, ComputedRecord, SearchQuery, SortKey, Store, StoreError, StoredEvent,
+};
 use serde_json::json;
 
 /// A PostgreSQL store in a schema of its own, dropped again by [`PostgresSchema::drop`];
@@ -126,7 +128,38 @@ fn profile(id: &str, identities: &[(&str, &str)]) -> Profile {
         .as_object()
         .unwrap()
         .clone();
+    p.location = json!({"country": "DE", "latitude": 52.52})
+        .as_object()
+        .unwrap()
+        .clone();
+    p.device = json!({"browser": "Firefox", "bot": false})
+        .as_object()
+        .unwrap()
+        .clone();
+    p.activity
+        .record(&event("view", now()), &Default::default());
+    p.company = Some("c1".into());
     p
+}
+
+fn event(name: &str, at: Timestamp) -> profiled_core::activity::Event {
+    profiled_core::activity::Event {
+        name: name.into(),
+        at,
+        properties: json!({"amount": 3}).as_object().unwrap().clone(),
+    }
+}
+
+fn stored_event(id: &str, profile: &str, at: Timestamp) -> StoredEvent {
+    StoredEvent {
+        id: id.into(),
+        profile_id: ProfileId(profile.into()),
+        name: "view".into(),
+        at,
+        received_at: at,
+        properties: json!({"amount": 3}).as_object().unwrap().clone(),
+        context: json!({"ip": "203.0.113.1"}).as_object().unwrap().clone(),
+    }
 }
 
 /// Workspaces `a` and `b`, each with a profile `p1` carrying `user_id:u1`.
@@ -783,6 +816,120 @@ async fn batch_writes_read_back_like_single_ones() {
             .unwrap()
             .unwrap();
         assert_eq!(b1.identities.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn events_are_kept_per_profile_paged_moved_by_merges_and_erased() {
+    on_every_backend(|store| async move {
+        let (a, b) = same_profile_in_two_workspaces(&store).await;
+        let t = |minutes: i64| now() - jiff::SignedDuration::from_mins(minutes);
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_profile(a, &profile("p2", &[("anonymous_id", "x")]))
+            .await
+            .unwrap();
+        let events = [
+            stored_event("e1", "p1", t(30)),
+            stored_event("e2", "p1", t(20)),
+            stored_event("e3", "p1", t(20)),
+            stored_event("e4", "p2", t(10)),
+        ];
+        tx.insert_events(a, &events).await.unwrap();
+        tx.insert_events(b, &events[..1]).await.unwrap();
+        let asked = ["e1".to_owned(), "e9".to_owned(), "e4".to_owned()];
+        let mut known = tx.known_event_ids(a, &asked).await.unwrap();
+        known.sort();
+        assert_eq!(known, ["e1", "e4"]);
+        tx.commit().await.unwrap();
+
+        let p1 = ProfileId("p1".into());
+        let page = store.events(a, &p1, None, 2).await.unwrap();
+        let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["e3", "e2"], "newest first, ties by id");
+        assert_eq!(page[0], events[2], "an event reads back exactly");
+        let last = page.last().unwrap();
+        let rest = store
+            .events(a, &p1, Some((last.at, &last.id)), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["e1"]
+        );
+
+        let mut tx = store.begin().await.unwrap();
+        let recent = tx.events_since(a, &p1, t(25)).await.unwrap();
+        assert_eq!(
+            recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["e2", "e3"]
+        );
+        // A merge gives the absorbed profile's events to the survivor.
+        let absorbed = tx
+            .profile(a, &ProfileId("p2".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        let survivor = tx.profile(a, &p1).await.unwrap().unwrap();
+        tx.record_merge(
+            a,
+            &profiled_store::MergeRecord {
+                id: "m1",
+                survivor: &p1,
+                survivor_before: &survivor,
+                absorbed: std::slice::from_ref(&absorbed),
+                sources: Default::default(),
+                at: now(),
+                actor: "test",
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.events(a, &p1, None, 10).await.unwrap().len(), 4);
+
+        // Clearing erases a profile's events, in its own workspace only.
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.delete_events(a, &p1).await.unwrap(), 4);
+        tx.commit().await.unwrap();
+        assert!(store.events(a, &p1, None, 10).await.unwrap().is_empty());
+        assert_eq!(store.events(b, &p1, None, 10).await.unwrap().len(), 1);
+        // Retention: only events older than the cut go.
+        assert_eq!(store.prune_events(t(40)).await.unwrap(), 0);
+        assert_eq!(store.prune_events(t(25)).await.unwrap(), 1);
+        // Forgetting takes the events with the profile.
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_events(b, &[stored_event("e5", "p1", now())])
+            .await
+            .unwrap();
+        assert!(tx.delete_profile(b, &p1).await.unwrap());
+        tx.commit().await.unwrap();
+        assert!(store.events(b, &p1, None, 10).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn computed_definitions_are_kept_per_workspace() {
+    on_every_backend(|store| async move {
+        let (a, b) = (workspace(&store, "a").await, workspace(&store, "b").await);
+        let record = ComputedRecord {
+            key: "total".into(),
+            definition: json!({"aggregate": "sum", "property": "amount"}),
+            created_at: now(),
+            updated_at: now(),
+        };
+        store.save_computed_definition(a, &record).await.unwrap();
+        let replaced = ComputedRecord {
+            definition: json!({"aggregate": "max", "property": "amount"}),
+            ..record.clone()
+        };
+        store.save_computed_definition(a, &replaced).await.unwrap();
+        assert_eq!(store.computed_definitions(a).await.unwrap(), [replaced]);
+        assert!(store.computed_definitions(b).await.unwrap().is_empty());
+        assert!(!store.delete_computed_definition(b, "total").await.unwrap());
+        assert!(store.delete_computed_definition(a, "total").await.unwrap());
+        assert!(store.computed_definitions(a).await.unwrap().is_empty());
     })
     .await;
 }
