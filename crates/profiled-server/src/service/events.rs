@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 use profiled_core::activity::{ActivityRules, Event};
-use profiled_core::change::{Operation, diff};
+use profiled_core::change::{NewChange, Operation, diff};
 use profiled_core::{Identity, Profile, ProfileId, Violation, WorkspaceId};
 use profiled_store::{ProfileTx, StoredEvent};
 use rand::Rng;
@@ -209,6 +209,8 @@ impl Service {
             .iter()
             .filter(|d| d.window.is_some())
             .collect();
+        let mut changed = Vec::new();
+        let mut changes = Vec::new();
         for id in &order {
             let Some(entry) = working.get_mut(id) else {
                 continue; // absorbed by a later merge in this batch
@@ -236,45 +238,17 @@ impl Service {
                         .insert(definition.key.clone(), definition.over_window(&events, now));
                 }
             }
-            self.write_event_changes(&mut *tx, ws, ctx, entry, now)
-                .await?;
+            if let Some(change) = event_change(ctx, entry, now) {
+                changed.push(entry.current.clone());
+                changes.push(change);
+            }
         }
+        // One statement each for the rows and the log entries of the whole batch.
+        tx.update_profiles(ws, &changed).await?;
+        tx.append_changes(ws, &changes).await?;
         tx.insert_events(ws, &kept).await?;
         self.commit(tx).await?;
         Ok(outcome)
-    }
-
-    /// Writes what a batch did to one profile, with its change log entry.
-    async fn write_event_changes(
-        &self,
-        tx: &mut dyn ProfileTx,
-        ws: WorkspaceId,
-        ctx: &WriteContext,
-        entry: &mut Working,
-        now: Timestamp,
-    ) -> Result<()> {
-        let profile = &mut entry.current;
-        match &entry.logged {
-            None => {
-                profile.updated_at = now;
-                tx.update_profile(ws, profile).await?;
-                let entry = ctx.entry(&profile.id, now, Operation::Create, diff(None, profile));
-                tx.append_change(ws, &entry).await?;
-            }
-            Some(before) if before != &*profile => {
-                profile.touch(now);
-                tx.update_profile(ws, profile).await?;
-                let entry = ctx.entry(
-                    &profile.id,
-                    now,
-                    Operation::Events,
-                    diff(Some(before), profile),
-                );
-                tx.append_change(ws, &entry).await?;
-            }
-            Some(_) => {}
-        }
-        Ok(())
     }
 
     /// The profile an event's identities lead to, as this batch has it so far: created
@@ -385,6 +359,23 @@ impl Service {
             device.extend(event.device.clone());
             profile.device = device;
         }
+    }
+}
+
+/// What a batch did to one profile, as a change log entry (with the profile touched), or
+/// `None` when it changed nothing.
+fn event_change(ctx: &WriteContext, entry: &mut Working, now: Timestamp) -> Option<NewChange> {
+    let profile = &mut entry.current;
+    match &entry.logged {
+        None => {
+            profile.updated_at = now;
+            Some(ctx.entry(&profile.id, now, Operation::Create, diff(None, profile)))
+        }
+        Some(before) if before != &*profile => {
+            profile.touch(now);
+            Some(ctx.entry(&profile.id, now, Operation::Events, diff(Some(before), profile)))
+        }
+        Some(_) => None,
     }
 }
 
