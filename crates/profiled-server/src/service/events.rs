@@ -373,7 +373,12 @@ fn event_change(ctx: &WriteContext, entry: &mut Working, now: Timestamp) -> Opti
         }
         Some(before) if before != &*profile => {
             profile.touch(now);
-            Some(ctx.entry(&profile.id, now, Operation::Events, diff(Some(before), profile)))
+            Some(ctx.entry(
+                &profile.id,
+                now,
+                Operation::Events,
+                diff(Some(before), profile),
+            ))
         }
         Some(_) => None,
     }
