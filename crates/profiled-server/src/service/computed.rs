@@ -104,10 +104,6 @@ impl StoredDefinition {
 }
 
 impl Service {
-    pub fn event_settings(&self) -> &EventSettings {
-        &self.events
-    }
-
     /// The workspace's computed property definitions, by key.
     pub async fn computed_definitions(&self, ws: WorkspaceId) -> Result<Vec<StoredDefinition>> {
         self.store

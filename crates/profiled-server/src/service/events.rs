@@ -68,6 +68,34 @@ struct Working {
     current: Profile,
 }
 
+/// The profiles a batch has touched so far.
+#[derive(Default)]
+struct Touched {
+    working: HashMap<ProfileId, Working>,
+    /// In the order the batch first touched them (so writes are deterministic).
+    order: Vec<ProfileId>,
+    /// Profiles merged away during the batch, and where they went.
+    absorbed: HashMap<ProfileId, ProfileId>,
+}
+
+impl Touched {
+    /// Where a profile the batch touched lives now (itself, unless a later event merged it).
+    fn survivor(&self, id: &ProfileId) -> ProfileId {
+        let mut id = id;
+        while let Some(next) = self.absorbed.get(id) {
+            id = next;
+        }
+        id.clone()
+    }
+
+    fn add(&mut self, id: ProfileId, entry: Working) {
+        if !self.order.contains(&id) {
+            self.order.push(id.clone());
+        }
+        self.working.insert(id, entry);
+    }
+}
+
 impl Service {
     /// Takes a batch of events in one transaction: all of it applies, or none.
     pub async fn ingest_events(
@@ -153,8 +181,7 @@ impl Service {
         let now = now();
         let given: Vec<String> = batch.events.iter().filter_map(|e| e.id.clone()).collect();
         let mut seen: HashSet<String> = tx.known_event_ids(ws, &given).await?.into_iter().collect();
-        let mut working: HashMap<ProfileId, Working> = HashMap::new();
-        let mut order: Vec<ProfileId> = Vec::new();
+        let mut touched = Touched::default();
         let mut kept: Vec<StoredEvent> = Vec::new();
         let mut outcome = Ingested {
             accepted: 0,
@@ -167,15 +194,7 @@ impl Service {
                 .clone()
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             let profile_id = self
-                .event_profile(
-                    &mut *tx,
-                    ws,
-                    ctx,
-                    rules,
-                    &new.identities,
-                    &mut working,
-                    &mut order,
-                )
+                .event_profile(&mut *tx, ws, ctx, rules, &new.identities, &mut touched)
                 .await?;
             outcome.profiles.push(profile_id.clone());
             if !seen.insert(id.clone()) {
@@ -187,7 +206,11 @@ impl Service {
                 at: new.at.map_or(now, profiled_core::profile::to_micros),
                 properties: new.properties.clone(),
             };
-            let profile = &mut working.get_mut(&profile_id).expect("resolved").current;
+            let profile = &mut touched
+                .working
+                .get_mut(&profile_id)
+                .expect("resolved")
+                .current;
             let newest = profile.activity.last_seen_at.is_none_or(|t| event.at >= t);
             profile.activity.record(&event, rules);
             if newest {
@@ -204,26 +227,32 @@ impl Service {
             });
             outcome.accepted += 1;
         }
+        // An event whose profile a later event merged away belongs to the survivor.
+        for event in &mut kept {
+            event.profile_id = touched.survivor(&event.profile_id);
+        }
+        for profile in &mut outcome.profiles {
+            *profile = touched.survivor(profile);
+        }
         let windowed: Vec<_> = rules
             .definitions
             .iter()
             .filter(|d| d.window.is_some())
             .collect();
+        let longest = windowed.iter().filter_map(|d| d.window).max();
         let mut changed = Vec::new();
         let mut changes = Vec::new();
-        for id in &order {
-            let Some(entry) = working.get_mut(id) else {
+        for id in &touched.order {
+            let Some(entry) = touched.working.get_mut(id) else {
                 continue; // absorbed by a later merge in this batch
             };
             let profile = &mut entry.current;
             profile
                 .activity
                 .write_computed(&mut profile.computed, rules);
-            let fresh: Vec<&StoredEvent> = kept.iter().filter(|e| &e.profile_id == id).collect();
-            if let Some(longest) = windowed.iter().filter_map(|d| d.window).max()
-                && windowed
-                    .iter()
-                    .any(|d| fresh.iter().any(|e| d.matches(&e.name)))
+            let fresh = || kept.iter().filter(|e| &e.profile_id == id);
+            if let Some(longest) = longest
+                && windowed.iter().any(|d| fresh().any(|e| d.matches(&e.name)))
             {
                 let mut events: Vec<Event> = tx
                     .events_since(ws, id, now - longest)
@@ -231,7 +260,7 @@ impl Service {
                     .iter()
                     .map(StoredEvent::to_event)
                     .collect();
-                events.extend(fresh.iter().map(|e| e.to_event()));
+                events.extend(fresh().map(StoredEvent::to_event));
                 for definition in &windowed {
                     profile
                         .computed
@@ -253,7 +282,6 @@ impl Service {
 
     /// The profile an event's identities lead to, as this batch has it so far: created
     /// (and inserted, so later lookups find it) when none carries them, merged when several do.
-    #[allow(clippy::too_many_arguments)]
     async fn event_profile(
         &self,
         tx: &mut dyn ProfileTx,
@@ -261,12 +289,11 @@ impl Service {
         ctx: &WriteContext,
         rules: &ActivityRules,
         identities: &[Identity],
-        working: &mut HashMap<ProfileId, Working>,
-        order: &mut Vec<ProfileId>,
+        touched: &mut Touched,
     ) -> Result<ProfileId> {
         let mut owners = tx.profiles_by_identities(ws, identities).await?;
         for owner in &mut owners {
-            if let Some(entry) = working.get(&owner.id) {
+            if let Some(entry) = touched.working.get(&owner.id) {
                 *owner = entry.current.clone();
             }
         }
@@ -280,8 +307,7 @@ impl Service {
                 profile.attach(identities.iter().cloned());
                 self.check(&profile)?;
                 tx.insert_profile(ws, &profile).await?;
-                order.push(profile.id.clone());
-                working.insert(
+                touched.add(
                     profile.id.clone(),
                     Working {
                         logged: None,
@@ -294,24 +320,25 @@ impl Service {
             _ => {
                 let plan = self.plan_merge(owners, rules)?;
                 self.record_merge(tx, ws, ctx, &plan).await?;
-                for absorbed in &plan.merged.absorbed {
-                    working.remove(&absorbed.id);
-                }
                 let survivor = plan.merged.survivor;
+                for absorbed in &plan.merged.absorbed {
+                    touched.working.remove(&absorbed.id);
+                    touched
+                        .absorbed
+                        .insert(absorbed.id.clone(), survivor.id.clone());
+                }
                 // The merge wrote and logged the survivor as it is now.
-                let created_here = working
+                let created_here = touched
+                    .working
                     .get(&survivor.id)
                     .is_some_and(|entry| entry.logged.is_none());
-                working.insert(
+                touched.add(
                     survivor.id.clone(),
                     Working {
                         logged: (!created_here).then(|| survivor.clone()),
                         current: survivor.clone(),
                     },
                 );
-                if !order.contains(&survivor.id) {
-                    order.push(survivor.id.clone());
-                }
                 survivor
             }
         };
@@ -324,18 +351,15 @@ impl Service {
         profile.attach(missing);
         self.check(&profile)?;
         let id = profile.id.clone();
-        match working.get_mut(&id) {
+        match touched.working.get_mut(&id) {
             Some(entry) => entry.current = profile,
-            None => {
-                order.push(id.clone());
-                working.insert(
-                    id.clone(),
-                    Working {
-                        logged: Some(before_attach),
-                        current: profile,
-                    },
-                );
-            }
+            None => touched.add(
+                id.clone(),
+                Working {
+                    logged: Some(before_attach),
+                    current: profile,
+                },
+            ),
         }
         Ok(id)
     }

@@ -70,10 +70,6 @@ impl Service {
         self
     }
 
-    pub fn enricher(&self) -> &Enricher {
-        &self.enricher
-    }
-
     /// Keeps change log entries only this long (see [`Service::prune_changes`]).
     pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
         self.retention = retention;

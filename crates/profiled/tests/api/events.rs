@@ -311,3 +311,22 @@ async fn the_newest_event_locates_the_profile_and_names_its_device() {
     assert_eq!(profile(&app, &sent["profiles"][0]).await["location"]["country"], "AQ");
 }
 }
+
+backend_test! {
+#[tokio::test]
+async fn an_event_that_merges_within_its_batch_takes_the_earlier_events_along() {
+    let app = TestApp::start().await;
+    let known = app.post("/v1/profiles", &app.admin, json!({"identities": {"user_id": "u7"}})).await;
+    assert_eq!(known.status, 201);
+    let sent = send(&app, &app.admin, json!([
+        {"identities": {"anonymous_id": "a7"}, "name": "view", "timestamp": ago(20)},
+        {"identities": {"anonymous_id": "a7", "user_id": "u7"}, "name": "signup", "timestamp": ago(10)},
+    ])).await;
+    assert_eq!(sent["profiles"], json!([known.body["id"], known.body["id"]]), "both events end on the survivor");
+    let events = app.get(&format!("/v1/profiles/{}/events", known.body["id"].as_str().unwrap()), &app.admin).await;
+    let names: Vec<&str> = events.body["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["signup", "view"]);
+    let p = profile(&app, &known.body["id"]).await;
+    assert_eq!(p["computed"]["event_counts"], json!({"view": 1, "signup": 1}));
+}
+}
