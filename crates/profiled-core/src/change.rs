@@ -28,6 +28,10 @@ pub enum Operation {
     /// Events changed what the profile's events add up to (`computed`), its location or
     /// device, or attached identities.
     Events,
+    /// The profile became a member of a segment (`segments.<key>`).
+    EnterSegment,
+    /// The profile stopped being a member of a segment, or the segment was redefined so.
+    LeaveSegment,
 }
 
 impl Operation {
@@ -42,6 +46,8 @@ impl Operation {
             Operation::Clear => "clear",
             Operation::Delete => "delete",
             Operation::Events => "events",
+            Operation::EnterSegment => "enter_segment",
+            Operation::LeaveSegment => "leave_segment",
         }
     }
 
@@ -56,6 +62,8 @@ impl Operation {
             Self::Clear,
             Self::Delete,
             Self::Events,
+            Self::EnterSegment,
+            Self::LeaveSegment,
         ]
         .into_iter()
         .find(|o| o.as_str() == text)

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod ops;
 pub mod path;
 pub mod profile;
+pub mod segment;
 
 pub use access::Scope;
 pub use error::{DomainError, Violation};

@@ -47,6 +47,8 @@ pub struct Profile {
     pub activity: crate::activity::Activity,
     /// The id of the company the profile belongs to.
     pub company: Option<String>,
+    /// Keys of the segments the profile is a member of; the service keeps them current.
+    pub segments: std::collections::BTreeSet<String>,
 }
 
 impl Profile {
@@ -68,6 +70,7 @@ impl Profile {
             device: Map::new(),
             activity: Default::default(),
             company: None,
+            segments: Default::default(),
         }
     }
 

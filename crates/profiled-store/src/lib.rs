@@ -20,8 +20,8 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 
 pub use error::StoreError;
 pub use records::{
-    ApiKeyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord, StoredEvent,
-    StoredMerge, Workspace,
+    ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
+    SegmentMember, SegmentMove, SegmentRecord, StoredEvent, StoredMerge, Workspace,
 };
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
@@ -123,6 +123,65 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a computed property definition; false when there was none.
     async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool>;
 
+    /// The workspace's segments, by key.
+    async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentRecord>>;
+    /// Creates a segment or replaces its name, filter, version and `moves_with_clock`.
+    async fn save_segment(&self, ws: WorkspaceId, segment: &SegmentRecord) -> Result<()>;
+    /// Deletes a segment with its memberships; false when there was none.
+    async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<bool>;
+    /// A segment's members in profile id order; those after the id `after` when given.
+    async fn segment_members(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SegmentMember>>;
+    /// How many members a segment has.
+    async fn segment_size(&self, ws: WorkspaceId, key: &str) -> Result<u64>;
+    /// Segments of every workspace that need reconciling and no node holds at `now`: those
+    /// behind their version and unchanged since `settled`, and those moving with the clock
+    /// last reconciled before `stale`. Oldest change first.
+    async fn segments_due(
+        &self,
+        now: Timestamp,
+        settled: Timestamp,
+        stale: Timestamp,
+    ) -> Result<Vec<(WorkspaceId, SegmentRecord)>>;
+    /// Takes a segment for reconciliation until `until`; false when another node holds it
+    /// at `now`.
+    async fn lease_segment(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+    /// Records that a segment's members match its filter at `version` as of `at`, and
+    /// releases the lease.
+    async fn segment_reconciled(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        version: i64,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Deletes memberships of segments that no longer exist (a node writing with an outdated
+    /// list of segments may have added some); returns how many.
+    async fn sweep_segment_members(&self) -> Result<u64>;
+
+    async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>>;
+    async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>>;
+    /// Companies in id order; those after the id `after` when given.
+    async fn companies(
+        &self,
+        ws: WorkspaceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CompanyRecord>>;
+    /// Deletes a company; its profiles then belong to none. False when there was none.
+    async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool>;
+
     /// A deletion receipt.
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>>;
     /// Deletion receipts, newest first; those older than the receipt `before` when given.
@@ -199,6 +258,14 @@ pub trait ProfileTx: Send {
         from: &ProfileId,
         to: &ProfileId,
     ) -> Result<bool>;
+    /// Writes segment entries and exits (the profiles' rows are written by the caller).
+    async fn move_segments(&mut self, ws: WorkspaceId, moves: &[SegmentMove]) -> Result<()>;
+    /// A company by uid, read in the transaction.
+    async fn company_by_uid(&mut self, ws: WorkspaceId, uid: &str)
+    -> Result<Option<CompanyRecord>>;
+    /// Creates a company or updates its properties, times and version (by id);
+    /// [`StoreError::Conflict`] when its uid is taken.
+    async fn save_company(&mut self, ws: WorkspaceId, company: &CompanyRecord) -> Result<()>;
     /// Appends a change log entry; returns its sequence number.
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64>;
 

@@ -129,3 +129,49 @@ pub struct ComputedRecord {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+/// A segment as stored; the service parses its filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRecord {
+    pub key: String,
+    pub name: String,
+    /// The filter as the client wrote it: a string or a JSON tree.
+    pub filter: serde_json::Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Counts changes of the filter, from 1.
+    pub version: i64,
+    /// The version the members were last brought up to (0: never, the backfill is running).
+    pub reconciled_version: i64,
+    pub reconciled_at: Option<Timestamp>,
+    /// The filter compares with `now`, so membership moves with the clock.
+    pub moves_with_clock: bool,
+}
+
+/// A segment's member, and since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentMember {
+    pub profile_id: profiled_core::ProfileId,
+    pub since: Timestamp,
+}
+
+/// The segments one profile entered and left in a write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentMove {
+    pub profile_id: profiled_core::ProfileId,
+    pub moves: profiled_core::segment::Moves,
+    pub at: Timestamp,
+}
+
+/// A company: its own identity (`uid`) and properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyRecord {
+    /// Server-assigned, stable.
+    pub id: String,
+    /// The client's identifier for the company; unique in a workspace.
+    pub uid: String,
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: i64,
+}

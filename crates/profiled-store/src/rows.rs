@@ -31,6 +31,8 @@ pub(crate) struct ProfileColumns {
     pub device: String,
     pub activity: String,
     pub company_id: Option<String>,
+    /// A JSON array of segment keys.
+    pub segments: String,
 }
 
 impl ProfileColumns {
@@ -56,6 +58,8 @@ impl ProfileColumns {
             activity: serde_json::from_str(&self.activity)
                 .map_err(|e| StoreError::Corrupt(format!("activity: {e}")))?,
             company: self.company_id,
+            segments: serde_json::from_str(&self.segments)
+                .map_err(|e| StoreError::Corrupt(format!("segments: {e}")))?,
         })
     }
 }

@@ -71,5 +71,8 @@ pub(crate) fn restore(value: &Value) -> Result<Profile> {
             .get("company_id")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        // Memberships are not part of a snapshot: they follow from the profile when it is
+        // written back.
+        segments: Default::default(),
     })
 }

@@ -45,6 +45,7 @@ pub async fn open_service(
     let service = Service::new(store, config.limits.clone())
         .with_retention(config.change_log.retention())
         .with_events(config.events.settings())
+        .with_segments(config.segments.settings())
         .with_enricher(enricher);
     let bootstrap_key = service
         .bootstrap(issue_first_key)

@@ -31,6 +31,31 @@ pub struct Config {
     pub change_log: ChangeLogConfig,
     pub events: EventsConfig,
     pub enrichment: EnrichmentConfig,
+    pub segments: SegmentsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentsConfig {
+    /// Minutes between re-checks of segments whose filter compares with `now`.
+    pub refresh_minutes: u32,
+}
+
+impl Default for SegmentsConfig {
+    fn default() -> Self {
+        Self {
+            refresh_minutes: 15,
+        }
+    }
+}
+
+impl SegmentsConfig {
+    pub fn settings(&self) -> profiled_server::service::SegmentSettings {
+        profiled_server::service::SegmentSettings {
+            refresh: std::time::Duration::from_secs(60 * u64::from(self.refresh_minutes.max(1))),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +121,7 @@ impl Default for Config {
             change_log: ChangeLogConfig::default(),
             events: EventsConfig::default(),
             enrichment: EnrichmentConfig::default(),
+            segments: SegmentsConfig::default(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(prune_changes(service.clone()));
     }
     tokio::spawn(prune_events(service.clone()));
+    tokio::spawn(profiled_server::service::run_segment_worker(
+        service.clone(),
+    ));
     match &config.enrichment.geoip_database {
         Some(path) => {
             tracing::info!(geoip_database = %path.display(), "locations from IP addresses are on")

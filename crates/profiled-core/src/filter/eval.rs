@@ -38,6 +38,11 @@ impl Filter {
             Filter::Exists { field } => values(field, profile)
                 .iter()
                 .any(|v| !matches!(v, Scalar::Json(Value::Null))),
+            // `segments` is a set of keys: containing one is holding it whole.
+            Filter::Contains {
+                field: Field::Segments,
+                value,
+            } => equals_any(&values(&Field::Segments, profile), value, ctx),
             Filter::Contains { field, value } => values(field, profile)
                 .iter()
                 .any(|v| contains(v, value, ctx)),
@@ -76,6 +81,11 @@ fn values<'a>(field: &Field, profile: &'a Profile) -> Vec<Scalar<'a>> {
             .iter()
             .filter(|i| i.kind.as_str() == kind)
             .map(|i| Scalar::Text(&i.value))
+            .collect(),
+        Field::Segments => profile
+            .segments
+            .iter()
+            .map(|key| Scalar::Text(key))
             .collect(),
         Field::Property(_) | Field::Computed(_) | Field::Location(_) | Field::Device(_) => field
             .json_path()
@@ -215,6 +225,7 @@ mod tests {
             Identity::new_unchecked("email", "a@x.io"),
             Identity::new_unchecked("email", "b@y.io"),
         ];
+        p.segments = ["trial".to_owned(), "vip".to_owned()].into();
         p
     }
 
@@ -286,6 +297,35 @@ mod tests {
         assert!(!check(r#"identities.email != "b@y.io""#, json!({})));
         assert!(check(r#"identities.phone = null"#, json!({})));
         assert!(!check(r#"identities.phone exists"#, json!({})));
+    }
+
+    #[test]
+    fn segments_hold_whole_keys() {
+        assert!(check(r#"segments contains "vip""#, json!({})));
+        assert!(!check(r#"segments contains "vi""#, json!({})));
+        assert!(check(r#"segments = "trial""#, json!({})));
+        assert!(check(r#"segments in ["x", "vip"]"#, json!({})));
+        assert!(check(r#"not segments contains "churned""#, json!({})));
+        assert!(check("segments exists", json!({})));
+        assert!(!check("segments = null", json!({})));
+    }
+
+    #[test]
+    fn a_filter_knows_whether_the_clock_moves_it() {
+        let moves = |text: &str| Filter::parse(text).unwrap().depends_on_now();
+        assert!(moves("computed.last_seen_at < now-30d"));
+        assert!(moves(
+            r#"properties.plan = "pro" or not updated_at > now-1h"#
+        ));
+        assert!(!moves("created_at > 2026-01-01T00:00:00Z"));
+        assert!(!moves(r#"properties.plan = "pro""#));
+        let names_segments = |text: &str| {
+            Filter::parse(text)
+                .unwrap()
+                .names_field(&|f| matches!(f, Field::Segments))
+        };
+        assert!(names_segments(r#"properties.a = 1 and not segments = "x""#));
+        assert!(!names_segments("properties.a = 1"));
     }
 
     #[test]

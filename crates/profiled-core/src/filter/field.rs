@@ -23,6 +23,8 @@ pub enum Field {
     Device(Vec<Segment>),
     /// `identities.<kind>`: every value of that kind the profile carries.
     Identity(String),
+    /// `segments`: the keys of the segments the profile is a member of.
+    Segments,
 }
 
 impl Field {
@@ -45,6 +47,7 @@ impl Field {
             "id" => no_path("id").map(|_| Field::Id),
             "created_at" => no_path("created_at").map(|_| Field::CreatedAt),
             "updated_at" => no_path("updated_at").map(|_| Field::UpdatedAt),
+            "segments" => no_path("segments").map(|_| Field::Segments),
             "properties" => Ok(Field::Property(parse_path(rest, text)?)),
             "computed" => Ok(Field::Computed(parse_path(rest, text)?)),
             "location" => Ok(Field::Location(parse_path(rest, text)?)),
@@ -57,7 +60,7 @@ impl Field {
                 Ok(Field::Identity(kind.to_owned()))
             }
             _ => Err(format!(
-                "unknown field `{text}`: use properties.<path>, computed.<path>, location.<path>, device.<path>, identities.<kind>, id, created_at or updated_at"
+                "unknown field `{text}`: use properties.<path>, computed.<path>, location.<path>, device.<path>, identities.<kind>, segments, id, created_at or updated_at"
             )),
         }
     }
@@ -176,6 +179,7 @@ impl std::fmt::Display for Field {
             Field::Location(p) => path(f, "location", p),
             Field::Device(p) => path(f, "device", p),
             Field::Identity(kind) => write!(f, "identities.{kind}"),
+            Field::Segments => f.write_str("segments"),
         }
     }
 }
@@ -235,6 +239,7 @@ mod tests {
             r#"properties."a b".c"#,
             "identities.email",
             "updated_at",
+            "segments",
         ] {
             assert_eq!(Field::parse(text).unwrap().to_string(), text);
         }

@@ -123,6 +123,37 @@ impl Filter {
         json::from_json(value)
     }
 
+    /// Whether some predicate names a field `wanted` accepts.
+    pub fn names_field(&self, wanted: &impl Fn(&Field) -> bool) -> bool {
+        self.any_predicate(&|p| match p {
+            Filter::Compare { field, .. }
+            | Filter::In { field, .. }
+            | Filter::Exists { field }
+            | Filter::Contains { field, .. }
+            | Filter::StartsWith { field, .. } => wanted(field),
+            _ => false,
+        })
+    }
+
+    /// Whether the filter's answer can change with the clock alone (it compares with
+    /// `now-7d` or the like), for a profile that did not change.
+    pub fn depends_on_now(&self) -> bool {
+        let relative = |l: &Literal| matches!(l, Literal::Time(TimeLiteral::Relative(_)));
+        self.any_predicate(&|p| match p {
+            Filter::Compare { value, .. } | Filter::Contains { value, .. } => relative(value),
+            Filter::In { values, .. } => values.iter().any(relative),
+            _ => false,
+        })
+    }
+
+    fn any_predicate(&self, test: &impl Fn(&Filter) -> bool) -> bool {
+        match self {
+            Filter::And(terms) | Filter::Or(terms) => terms.iter().any(|t| t.any_predicate(test)),
+            Filter::Not(inner) => inner.any_predicate(test),
+            predicate => test(predicate),
+        }
+    }
+
     /// The filter with negations pushed down to the predicates (negation normal form):
     /// `Not` then only ever wraps a predicate. Backends compile this form.
     pub fn normalized(self) -> Filter {

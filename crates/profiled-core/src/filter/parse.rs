@@ -484,7 +484,7 @@ fn literal_for(field: &Field, literal: Literal, ordering: bool) -> Result<Litera
                 "{field} compares with a timestamp such as 2026-01-02T03:04:05Z or now-7d"
             )),
         },
-        Field::Id | Field::Identity(_) => match literal {
+        Field::Id | Field::Identity(_) | Field::Segments => match literal {
             Literal::String(_) | Literal::Null => Ok(literal),
             _ => Err(format!("{field} compares with a string")),
         },

@@ -41,6 +41,7 @@ pub struct AppState {
         (name = "profiles", description = "Profiles, their properties and identities"),
         (name = "search", description = "Search and count with the filter language; declared indexes"),
         (name = "events", description = "Events, and the computed properties they add up to"),
+        (name = "segments", description = "Named filters whose members are kept current"),
         (name = "changes", description = "The change log: profile history and the workspace's change feed"),
         (name = "imports", description = "Bulk upserts and deletes from NDJSON or CSV, as jobs"),
         (name = "deletions", description = "Forgetting people: deletion receipts, bulk erasure"),
@@ -101,6 +102,13 @@ fn api() -> OpenApiRouter<AppState> {
             v1::computed::put,
             v1::computed::delete
         ))
+        .routes(routes!(v1::segments::list))
+        .routes(routes!(
+            v1::segments::get,
+            v1::segments::put,
+            v1::segments::delete
+        ))
+        .routes(routes!(v1::segments::members))
         .routes(routes!(v1::workspaces::current))
         .routes(routes!(v1::workspaces::list, v1::workspaces::create))
         .routes(routes!(v1::keys::list, v1::keys::create))

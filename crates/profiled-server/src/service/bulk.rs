@@ -60,6 +60,7 @@ impl Service {
             profile: keep_profiles.then(|| Box::new(profile.clone())),
         };
         let now = profiled_core::profile::to_micros(Timestamp::now());
+        let mut placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let wanted: Vec<Identity> = upserts
             .iter()
@@ -99,6 +100,7 @@ impl Service {
                             profile.set_once = filled.into_iter().collect();
                             match self.check(&profile) {
                                 Ok(()) => {
+                                    placements.place(&mut profile, &upsert.ctx, now);
                                     changes.push(upsert.ctx.entry(
                                         &profile.id,
                                         now,
@@ -128,6 +130,7 @@ impl Service {
                     match self.apply_one(&mut working.profile, upsert, now) {
                         Ok(None) => kept(&working.profile, false, false),
                         Ok(Some((before, new_identities))) => {
+                            placements.place(&mut working.profile, &upsert.ctx, now);
                             changes.push(upsert.ctx.entry(
                                 &working.profile.id,
                                 now,
@@ -161,6 +164,7 @@ impl Service {
         tx.update_profiles(ws, &updated).await?;
         tx.insert_identities(ws, &attached, now).await?;
         tx.append_changes(ws, &changes).await?;
+        placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(outcomes)
     }

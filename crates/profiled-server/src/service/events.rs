@@ -14,6 +14,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::profiles::{new_profile_id, now, refuse_second_user_id};
+use super::segments::Placements;
 use super::{Result, Retry, Service, ServiceError, WriteContext, with_retries};
 
 /// The most events in one batch.
@@ -69,16 +70,26 @@ struct Working {
 }
 
 /// The profiles a batch has touched so far.
-#[derive(Default)]
 struct Touched {
     working: HashMap<ProfileId, Working>,
     /// In the order the batch first touched them (so writes are deterministic).
     order: Vec<ProfileId>,
     /// Profiles merged away during the batch, and where they went.
     absorbed: HashMap<ProfileId, ProfileId>,
+    /// The segments they entered and left.
+    placements: Placements,
 }
 
 impl Touched {
+    fn new(placements: Placements) -> Self {
+        Self {
+            working: HashMap::new(),
+            order: Vec::new(),
+            absorbed: HashMap::new(),
+            placements,
+        }
+    }
+
     /// Where a profile the batch touched lives now (itself, unless a later event merged it).
     fn survivor(&self, id: &ProfileId) -> ProfileId {
         let mut id = id;
@@ -177,11 +188,12 @@ impl Service {
         batch: &EventBatch,
         rules: &ActivityRules,
     ) -> Result<Ingested> {
+        let placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let now = now();
         let given: Vec<String> = batch.events.iter().filter_map(|e| e.id.clone()).collect();
         let mut seen: HashSet<String> = tx.known_event_ids(ws, &given).await?.into_iter().collect();
-        let mut touched = Touched::default();
+        let mut touched = Touched::new(placements);
         let mut kept: Vec<StoredEvent> = Vec::new();
         let mut outcome = Ingested {
             accepted: 0,
@@ -268,6 +280,7 @@ impl Service {
                 }
             }
             if let Some(change) = event_change(ctx, entry, now) {
+                touched.placements.place(&mut entry.current, ctx, now);
                 changed.push(entry.current.clone());
                 changes.push(change);
             }
@@ -276,6 +289,7 @@ impl Service {
         tx.update_profiles(ws, &changed).await?;
         tx.append_changes(ws, &changes).await?;
         tx.insert_events(ws, &kept).await?;
+        touched.placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(outcome)
     }
@@ -318,8 +332,9 @@ impl Service {
             }
             1 => owners.pop().expect("one owner"),
             _ => {
-                let plan = self.plan_merge(owners, rules)?;
-                self.record_merge(tx, ws, ctx, &plan).await?;
+                let mut plan = self.plan_merge(owners, rules)?;
+                self.record_merge(tx, ws, ctx, &mut plan, &mut touched.placements)
+                    .await?;
                 let survivor = plan.merged.survivor;
                 for absorbed in &plan.merged.absorbed {
                     touched.working.remove(&absorbed.id);

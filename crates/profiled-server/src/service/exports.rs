@@ -198,6 +198,7 @@ fn cell(profile: &Profile, column: &Column) -> String {
                 many => json!(many).to_string(),
             }
         }
+        Column::Field(Field::Segments) => json!(profile.segments).to_string(),
     }
 }
 

@@ -15,6 +15,7 @@ mod key_cache;
 mod merges;
 mod profiles;
 pub mod search;
+pub mod segments;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub use events::{EventBatch, Ingested, NewEvent};
 pub use merges::{MergeOutcome, Unmerged};
 pub use profiles::{Change, Precondition, Upsert, WriteContext, Written};
 pub use search::{Page, Search};
+pub use segments::{SegmentBody, SegmentSettings, SegmentState, run_segment_worker};
 
 /// The service: the store plus the rules that apply to every request.
 pub struct Service {
@@ -42,6 +44,8 @@ pub struct Service {
     combiner: std::sync::OnceLock<combiner::Combiner>,
     events: EventSettings,
     enricher: Enricher,
+    segments: SegmentSettings,
+    segment_cache: segments::SegmentCache,
 }
 
 impl Service {
@@ -55,7 +59,19 @@ impl Service {
             combiner: std::sync::OnceLock::new(),
             events: EventSettings::default(),
             enricher: Enricher::default(),
+            segments: SegmentSettings::default(),
+            segment_cache: Default::default(),
         }
+    }
+
+    /// How segment membership is kept.
+    pub fn with_segments(mut self, segments: SegmentSettings) -> Self {
+        self.segments = segments;
+        self
+    }
+
+    pub fn segment_settings(&self) -> &SegmentSettings {
+        &self.segments
     }
 
     /// Sessions and retention of events.

@@ -11,6 +11,7 @@ use profiled_store::{MergeRecord, ProfileTx};
 use rand::Rng;
 use serde_json::{Map, Value};
 
+use super::segments::Placements;
 use super::{Result, Retry, Service, ServiceError, with_retries};
 
 /// Create-or-update by identities.
@@ -172,10 +173,14 @@ impl Service {
         ctx: &WriteContext,
         request: &Upsert,
     ) -> Result<Written> {
+        let mut placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut owners = tx.profiles_by_identities(ws, &request.identities).await?;
         if owners.len() > 1 {
-            owners = vec![self.merge_owners(&mut *tx, ws, ctx, owners).await?];
+            owners = vec![
+                self.merge_owners(&mut *tx, ws, ctx, owners, &mut placements)
+                    .await?,
+            ];
         }
         let written = match owners.pop() {
             None => {
@@ -189,6 +194,8 @@ impl Service {
                 profile.properties = properties;
                 profile.set_once = set_once_filled.into_iter().collect();
                 self.check(&profile)?;
+                let at = profile.created_at;
+                placements.place(&mut profile, ctx, at);
                 tx.insert_profile(ws, &profile).await?;
                 tx.append_change(
                     ws,
@@ -222,6 +229,7 @@ impl Service {
                         properties,
                         new_identities,
                     },
+                    &mut placements,
                 )
                 .await?;
                 let changed = profile.version != version;
@@ -232,6 +240,7 @@ impl Service {
                 }
             }
         };
+        placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(written)
     }
@@ -259,10 +268,12 @@ impl Service {
         ws: WorkspaceId,
         ctx: &WriteContext,
         owners: Vec<Profile>,
+        placements: &mut Placements,
     ) -> Result<Profile> {
         let rules = self.activity_rules(ws).await?;
-        let merged = self.plan_merge(owners, &rules)?;
-        self.record_merge(tx, ws, ctx, &merged).await?;
+        let mut merged = self.plan_merge(owners, &rules)?;
+        self.record_merge(tx, ws, ctx, &mut merged, placements)
+            .await?;
         Ok(merged.merged.survivor)
     }
 
@@ -293,8 +304,11 @@ impl Service {
         tx: &mut dyn ProfileTx,
         ws: WorkspaceId,
         ctx: &WriteContext,
-        plan: &PlannedMerge,
+        plan: &mut PlannedMerge,
+        placements: &mut Placements,
     ) -> Result<()> {
+        let at = plan.merged.survivor.updated_at;
+        placements.place(&mut plan.merged.survivor, ctx, at);
         let merged = &plan.merged;
         tx.record_merge(
             ws,
@@ -354,6 +368,7 @@ impl Service {
         change: Change,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
+        let mut placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let (properties, set_once_filled) = edited(&change, &profile.properties)?;
@@ -368,8 +383,10 @@ impl Service {
                 new_identities: Vec::new(),
                 set_once_filled,
             },
+            &mut placements,
         )
         .await?;
+        placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -397,6 +414,7 @@ impl Service {
         identities: Vec<Identity>,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
+        let mut placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let mut new_identities = Vec::new();
@@ -417,8 +435,10 @@ impl Service {
                 new_identities,
                 set_once_filled: Vec::new(),
             },
+            &mut placements,
         )
         .await?;
+        placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -446,6 +466,7 @@ impl Service {
         identity: &Identity,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
+        let mut placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let id = &profile.id.clone();
@@ -457,6 +478,8 @@ impl Service {
         let before = profile.clone();
         profile.identities.retain(|i| i != identity);
         profile.touch(now());
+        let at = profile.updated_at;
+        placements.place(&mut profile, ctx, at);
         tx.update_profile(ws, &profile).await?;
         let entry = ctx.entry(
             id,
@@ -465,6 +488,7 @@ impl Service {
             diff(Some(&before), &profile),
         );
         tx.append_change(ws, &entry).await?;
+        placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -490,11 +514,13 @@ impl Service {
         id: &ProfileId,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
+        let mut placements = self.placements(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let before = profile.clone();
         let now = now();
         profile.clear(now, rand::rng().random_range(0.0..100.0));
+        placements.place(&mut profile, ctx, now);
         tx.update_profile(ws, &profile).await?;
         tx.delete_events(ws, &profile.id).await?;
         tx.append_change(
@@ -507,6 +533,7 @@ impl Service {
             ),
         )
         .await?;
+        placements.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -544,6 +571,7 @@ impl Service {
         ctx: &WriteContext,
         profile: &mut Profile,
         edit: Edit,
+        placements: &mut Placements,
     ) -> Result<()> {
         let Edit {
             operation,
@@ -562,6 +590,7 @@ impl Service {
             tx.insert_identity(ws, &profile.id, identity, now).await?;
         }
         profile.touch(now);
+        placements.place(profile, ctx, now);
         tx.update_profile(ws, profile).await?;
         tx.append_change(
             ws,

@@ -107,7 +107,7 @@ pub fn limit(requested: Option<u32>) -> Result<u32> {
     }
 }
 
-/// Validates sort keys: any field but identities, at most four.
+/// Validates sort keys: any field but identities and segments, at most four.
 pub fn sort_keys(keys: Vec<(String, bool)>) -> Result<Vec<SortKey>> {
     if keys.len() > MAX_SORT_KEYS {
         return Err(ServiceError::Invalid(vec![Violation::new(
@@ -120,10 +120,10 @@ pub fn sort_keys(keys: Vec<(String, bool)>) -> Result<Vec<SortKey>> {
         .map(|(i, (field, descending))| {
             let pointer = format!("/sort/{i}/field");
             let field = Field::parse(&field).map_err(|m| ServiceError::Invalid(vec![Violation::new(&pointer, m)]))?;
-            if matches!(field, Field::Identity(_)) {
+            if matches!(field, Field::Identity(_) | Field::Segments) {
                 return Err(ServiceError::Invalid(vec![Violation::new(
                     pointer,
-                    "profiles cannot be sorted by identities (a profile may have several of a kind)",
+                    "profiles cannot be sorted by identities or segments (a profile may have several)",
                 )]));
             }
             Ok(SortKey { field, descending })

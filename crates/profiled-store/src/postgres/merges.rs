@@ -42,6 +42,8 @@ pub(super) async fn record(
         .execute(&mut *conn)
         .await?;
         super::events::move_to(conn, ws, &other.id, merge.survivor).await?;
+        // The survivor's memberships are decided afresh by whoever writes it.
+        super::segments::forget_profile(conn, ws, &other.id).await?;
         sqlx::query("DELETE FROM profiles WHERE workspace_id = $1 AND id = $2")
             .bind(ws.0)
             .bind(&other.id.0)

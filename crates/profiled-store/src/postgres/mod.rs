@@ -16,6 +16,7 @@ mod merges;
 mod profiles;
 mod records;
 mod search;
+mod segments;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -32,9 +33,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use crate::{
-    ApiKeyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx,
-    PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError, StoredEvent, StoredMerge,
-    Workspace,
+    ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
+    ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
+    SegmentRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -176,6 +177,11 @@ fn migrator() -> Migrator {
             include_str!("migrations/0003_imports.sql"),
         ),
         migration(4, "events", include_str!("migrations/0004_events.sql")),
+        migration(
+            5,
+            "segments and companies",
+            include_str!("migrations/0005_segments_companies.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator
@@ -335,6 +341,88 @@ impl Store for PostgresStore {
         events::delete_definition(&mut conn, ws, key).await
     }
 
+    async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentRecord>> {
+        segments::list(&self.pool, ws).await
+    }
+
+    async fn save_segment(&self, ws: WorkspaceId, segment: &SegmentRecord) -> Result<()> {
+        segments::save(&self.pool, ws, segment).await
+    }
+
+    async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
+        segments::delete(&self.pool, ws, key).await
+    }
+
+    async fn segment_members(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SegmentMember>> {
+        segments::members(&self.pool, ws, key, after, limit).await
+    }
+
+    async fn segment_size(&self, ws: WorkspaceId, key: &str) -> Result<u64> {
+        segments::size(&self.pool, ws, key).await
+    }
+
+    async fn segments_due(
+        &self,
+        now: Timestamp,
+        settled: Timestamp,
+        stale: Timestamp,
+    ) -> Result<Vec<(WorkspaceId, SegmentRecord)>> {
+        segments::due(&self.pool, now, settled, stale).await
+    }
+
+    async fn lease_segment(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        segments::lease(&self.pool, ws, key, now, until).await
+    }
+
+    async fn segment_reconciled(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        version: i64,
+        at: Timestamp,
+    ) -> Result<()> {
+        segments::reconciled(&self.pool, ws, key, version, at).await
+    }
+
+    async fn sweep_segment_members(&self) -> Result<u64> {
+        segments::sweep(&self.pool).await
+    }
+
+    async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        segments::company(&mut conn, ws, "id", id).await
+    }
+
+    async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        segments::company(&mut conn, ws, "uid", uid).await
+    }
+
+    async fn companies(
+        &self,
+        ws: WorkspaceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CompanyRecord>> {
+        segments::companies(&self.pool, ws, after, limit).await
+    }
+
+    async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool> {
+        segments::delete_company(&self.pool, ws, id).await
+    }
+
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
         deletions::load(&self.pool, ws, id).await
     }
@@ -455,6 +543,22 @@ impl ProfileTx for PostgresTx {
         changes::append(&mut self.tx, ws, change).await
     }
 
+    async fn move_segments(&mut self, ws: WorkspaceId, moves: &[SegmentMove]) -> Result<()> {
+        segments::apply_moves(&mut self.tx, ws, moves).await
+    }
+
+    async fn company_by_uid(
+        &mut self,
+        ws: WorkspaceId,
+        uid: &str,
+    ) -> Result<Option<CompanyRecord>> {
+        segments::company(&mut self.tx, ws, "uid", uid).await
+    }
+
+    async fn save_company(&mut self, ws: WorkspaceId, company: &CompanyRecord) -> Result<()> {
+        segments::save_company(&mut self.tx, ws, company).await
+    }
+
     async fn insert_events(&mut self, ws: WorkspaceId, new: &[StoredEvent]) -> Result<()> {
         events::insert(&mut self.tx, ws, new).await
     }
@@ -483,6 +587,7 @@ impl ProfileTx for PostgresTx {
         for gone in std::iter::once(id).chain(&absorbed) {
             changes::forget_profile(&mut self.tx, ws, gone).await?;
             events::delete_of(&mut self.tx, ws, gone).await?;
+            segments::forget_profile(&mut self.tx, ws, gone).await?;
             merges::forget_survivor(&mut self.tx, ws, gone).await?;
             merges::forget_absorbed(&mut self.tx, ws, gone).await?;
         }

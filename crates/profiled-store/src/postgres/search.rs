@@ -22,7 +22,9 @@ pub(super) const PROFILE_COLUMNS: &str = "p.id, p.properties::text AS properties
      p.computed::text AS computed, p.created_at, p.updated_at, p.version, p.set_once::text AS set_once, \
      p.location::text AS location, p.device::text AS device, p.activity::text AS activity, p.company_id, \
      (SELECT coalesce(json_agg(json_build_array(i.kind, i.value)), '[]')::text FROM identities AS i \
-      WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id) AS identities";
+      WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id) AS identities, \
+     (SELECT coalesce(json_agg(s.segment_key ORDER BY s.segment_key), '[]')::text FROM segment_members AS s \
+      WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) AS segments";
 
 pub(super) fn profile_row(row: &PgRow) -> Result<profiled_core::Profile> {
     ProfileColumns {
@@ -38,6 +40,7 @@ pub(super) fn profile_row(row: &PgRow) -> Result<profiled_core::Profile> {
         device: row.try_get("device")?,
         activity: row.try_get("activity")?,
         company_id: row.try_get("company_id")?,
+        segments: row.try_get("segments")?,
     }
     .decode()
 }
@@ -86,7 +89,9 @@ fn sort_columns(field: &Field) -> SortColumns {
             parts: vec!["p.updated_at".into()],
             json: "p.updated_at::text".into(),
         },
-        Field::Identity(_) => unreachable!("the service refuses sorting by identities"),
+        Field::Identity(_) | Field::Segments => {
+            unreachable!("the service refuses sorting by identities and segments")
+        }
     }
 }
 

@@ -116,6 +116,7 @@ impl<D: Dialect> Compiler<'_, D> {
                     .json_predicate(column, path, predicate, self.now, sql)
             }
             Field::Identity(kind) => self.identity_predicate(kind, predicate, sql),
+            Field::Segments => self.segments_predicate(predicate, sql),
             Field::Id => self.scalar_predicate(&format!("{}id", TABLE), predicate, sql, false),
             Field::CreatedAt => {
                 self.scalar_predicate(&format!("{}created_at", TABLE), predicate, sql, true)
@@ -153,6 +154,49 @@ impl<D: Dialect> Compiler<'_, D> {
                 exists(sql);
                 sql.push(" AND ");
                 self.text_condition("i.value", predicate, sql);
+                sql.push("))");
+            }
+        }
+    }
+
+    /// `segments`: the keys in `segment_members`; `contains` holds a key whole.
+    fn segments_predicate(&self, predicate: &Filter, sql: &mut Sql) {
+        let exists = |sql: &mut Sql| {
+            sql.push(&format!(
+                "EXISTS (SELECT 1 FROM segment_members AS s WHERE s.workspace_id = {t}workspace_id AND s.profile_id = {t}id",
+                t = TABLE
+            ));
+        };
+        match predicate {
+            Filter::Compare {
+                value: Literal::Null,
+                ..
+            } => {
+                sql.push("(NOT ");
+                exists(sql);
+                sql.push("))");
+            }
+            Filter::Exists { .. } => {
+                sql.push("(");
+                exists(sql);
+                sql.push("))");
+            }
+            Filter::Contains {
+                field,
+                value: Literal::String(key),
+            } => self.segments_predicate(
+                &Filter::Compare {
+                    field: field.clone(),
+                    op: CompareOp::Eq,
+                    value: Literal::String(key.clone()),
+                },
+                sql,
+            ),
+            _ => {
+                sql.push("(");
+                exists(sql);
+                sql.push(" AND ");
+                self.text_condition("s.segment_key", predicate, sql);
                 sql.push("))");
             }
         }

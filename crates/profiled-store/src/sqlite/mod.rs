@@ -16,6 +16,7 @@ mod merges;
 mod profiles;
 mod records;
 mod search;
+mod segments;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -33,9 +34,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord, ProfileTx,
-    PropertyIndex, Result, SearchPage, SearchQuery, Store, StoreError, StoredEvent, StoredMerge,
-    Workspace,
+    ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
+    ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
+    SegmentRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -178,6 +179,11 @@ fn migrator() -> Migrator {
             include_str!("migrations/0007_imports.sql"),
         ),
         migration(8, "events", include_str!("migrations/0008_events.sql")),
+        migration(
+            9,
+            "segments and companies",
+            include_str!("migrations/0009_segments_companies.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator
@@ -349,6 +355,88 @@ impl Store for SqliteStore {
         events::delete_definition(&mut conn, ws, key).await
     }
 
+    async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentRecord>> {
+        segments::list(&self.reader, ws).await
+    }
+
+    async fn save_segment(&self, ws: WorkspaceId, segment: &SegmentRecord) -> Result<()> {
+        segments::save(&self.writer, ws, segment).await
+    }
+
+    async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
+        segments::delete(&self.writer, ws, key).await
+    }
+
+    async fn segment_members(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SegmentMember>> {
+        segments::members(&self.reader, ws, key, after, limit).await
+    }
+
+    async fn segment_size(&self, ws: WorkspaceId, key: &str) -> Result<u64> {
+        segments::size(&self.reader, ws, key).await
+    }
+
+    async fn segments_due(
+        &self,
+        now: Timestamp,
+        settled: Timestamp,
+        stale: Timestamp,
+    ) -> Result<Vec<(WorkspaceId, SegmentRecord)>> {
+        segments::due(&self.reader, now, settled, stale).await
+    }
+
+    async fn lease_segment(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        segments::lease(&self.writer, ws, key, now, until).await
+    }
+
+    async fn segment_reconciled(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        version: i64,
+        at: Timestamp,
+    ) -> Result<()> {
+        segments::reconciled(&self.writer, ws, key, version, at).await
+    }
+
+    async fn sweep_segment_members(&self) -> Result<u64> {
+        segments::sweep(&self.writer).await
+    }
+
+    async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>> {
+        let mut conn = self.reader.acquire().await?;
+        segments::company(&mut conn, ws, "id", id).await
+    }
+
+    async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>> {
+        let mut conn = self.reader.acquire().await?;
+        segments::company(&mut conn, ws, "uid", uid).await
+    }
+
+    async fn companies(
+        &self,
+        ws: WorkspaceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CompanyRecord>> {
+        segments::companies(&self.reader, ws, after, limit).await
+    }
+
+    async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool> {
+        segments::delete_company(&self.writer, ws, id).await
+    }
+
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
         deletions::load(&self.reader, ws, id).await
     }
@@ -479,6 +567,22 @@ impl ProfileTx for SqliteTx {
         changes::append(self.slot.conn(), ws, change).await
     }
 
+    async fn move_segments(&mut self, ws: WorkspaceId, moves: &[SegmentMove]) -> Result<()> {
+        segments::apply_moves(self.slot.conn(), ws, moves).await
+    }
+
+    async fn company_by_uid(
+        &mut self,
+        ws: WorkspaceId,
+        uid: &str,
+    ) -> Result<Option<CompanyRecord>> {
+        segments::company(self.slot.conn(), ws, "uid", uid).await
+    }
+
+    async fn save_company(&mut self, ws: WorkspaceId, company: &CompanyRecord) -> Result<()> {
+        segments::save_company(self.slot.conn(), ws, company).await
+    }
+
     async fn insert_events(&mut self, ws: WorkspaceId, new: &[StoredEvent]) -> Result<()> {
         events::insert(self.slot.conn(), ws, new).await
     }
@@ -507,6 +611,7 @@ impl ProfileTx for SqliteTx {
         for gone in std::iter::once(id).chain(&absorbed) {
             changes::forget_profile(self.slot.conn(), ws, gone).await?;
             events::delete_of(self.slot.conn(), ws, gone).await?;
+            segments::forget_profile(self.slot.conn(), ws, gone).await?;
             merges::forget_survivor(self.slot.conn(), ws, gone).await?;
             merges::forget_absorbed(self.slot.conn(), ws, gone).await?;
         }

@@ -16,12 +16,15 @@ use crate::{Result, StoreError};
 /// makes SQLite abandon the covering index; [`profile_row`] sorts instead.)
 const IDENTITIES: &str = "(SELECT json_group_array(json_array(kind, value)) FROM identities AS i \
      WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id)";
+const SEGMENTS: &str = "(SELECT json_group_array(s.segment_key) FROM segment_members AS s \
+     WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id)";
 
 /// The columns every profile read selects, in the order [`profile_row`] decodes them.
 pub(super) fn profile_columns() -> String {
     format!(
         "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, \
-         p.location, p.device, p.activity, p.company_id, {IDENTITIES} AS identities"
+         p.location, p.device, p.activity, p.company_id, {IDENTITIES} AS identities, \
+         {SEGMENTS} AS segments"
     )
 }
 
@@ -39,6 +42,7 @@ pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
         device: row.try_get("device")?,
         activity: row.try_get("activity")?,
         company_id: row.try_get("company_id")?,
+        segments: row.try_get("segments")?,
     }
     .decode()
 }
@@ -53,7 +57,9 @@ fn sort_expression(field: &Field) -> String {
         Field::Id => "p.id".into(),
         Field::CreatedAt => "p.created_at".into(),
         Field::UpdatedAt => "p.updated_at".into(),
-        Field::Identity(_) => unreachable!("the service refuses sorting by identities"),
+        Field::Identity(_) | Field::Segments => {
+            unreachable!("the service refuses sorting by identities and segments")
+        }
     }
 }
 

@@ -154,7 +154,29 @@ fn predicate() -> impl Strategy<Value = Filter> {
             op,
             value: Literal::Time(TimeLiteral::parse(t).unwrap()),
         });
-    prop_oneof![6 => json_predicate, 1 => identity_predicate, 1 => time_predicate]
+    let key = prop_oneof![Just("a"), Just("b"), Just("c"), Just("")].prop_map(str::to_owned);
+    let segment_predicate = (key, 0..5u8).prop_map(|(key, kind)| {
+        let field = Field::Segments;
+        match kind {
+            0 => Filter::Compare {
+                field,
+                op: CompareOp::Eq,
+                value: Literal::String(key),
+            },
+            1 => Filter::Contains {
+                field,
+                value: Literal::String(key),
+            },
+            2 => Filter::StartsWith { field, prefix: key },
+            3 => Filter::Exists { field },
+            _ => Filter::Compare {
+                field,
+                op: CompareOp::Eq,
+                value: Literal::Null,
+            },
+        }
+    });
+    prop_oneof![6 => json_predicate, 1 => identity_predicate, 1 => time_predicate, 1 => segment_predicate]
 }
 
 fn filter() -> impl Strategy<Value = Filter> {
@@ -194,7 +216,27 @@ async fn load(
             .take(usize::from(*emails))
             .map(|domain| Identity::new_unchecked("email", &format!("{i}@{domain}.io")))
             .collect();
+        // Segments: `a` for even profiles, `b` for every third.
+        let held: Vec<String> = [(i % 2 == 0, "a"), (i % 3 == 0, "b")]
+            .into_iter()
+            .filter(|(member, _)| *member)
+            .map(|(_, key)| key.to_owned())
+            .collect();
+        p.segments = held.iter().cloned().collect();
         tx.insert_profile(ws, &p).await.unwrap();
+        tx.move_segments(
+            ws,
+            &[profiled_store::SegmentMove {
+                profile_id: p.id.clone(),
+                moves: profiled_core::segment::Moves {
+                    entered: held,
+                    left: Vec::new(),
+                },
+                at: created,
+            }],
+        )
+        .await
+        .unwrap();
         profiles.push(p);
     }
     tx.commit().await.unwrap();

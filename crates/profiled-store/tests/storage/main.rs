@@ -933,3 +933,255 @@ async fn computed_definitions_are_kept_per_workspace() {
     })
     .await;
 }
+
+fn segment(key: &str, version: i64) -> profiled_store::SegmentRecord {
+    profiled_store::SegmentRecord {
+        key: key.into(),
+        name: format!("{key} users"),
+        filter: json!("properties.plan = \"pro\""),
+        created_at: now(),
+        updated_at: now(),
+        version,
+        reconciled_version: 0,
+        reconciled_at: None,
+        moves_with_clock: false,
+    }
+}
+
+fn moved(id: &ProfileId, entered: &[&str], left: &[&str]) -> profiled_store::SegmentMove {
+    profiled_store::SegmentMove {
+        profile_id: id.clone(),
+        moves: profiled_core::segment::Moves {
+            entered: entered.iter().map(|k| k.to_string()).collect(),
+            left: left.iter().map(|k| k.to_string()).collect(),
+        },
+        at: now(),
+    }
+}
+
+#[tokio::test]
+async fn segment_memberships_follow_moves_and_leave_with_their_profile_or_segment() {
+    on_every_backend(|store| async move {
+        let (a, b) = same_profile_in_two_workspaces(&store).await;
+        let p1 = ProfileId("p1".into());
+        store.save_segment(a, &segment("pro", 1)).await.unwrap();
+        store.save_segment(a, &segment("vip", 1)).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &["pro", "vip"], &[])])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let read = store.profile(a, &p1).await.unwrap().unwrap();
+        assert_eq!(read.segments.iter().collect::<Vec<_>>(), ["pro", "vip"]);
+        assert!(
+            store
+                .profile(b, &p1)
+                .await
+                .unwrap()
+                .unwrap()
+                .segments
+                .is_empty()
+        );
+        assert_eq!(store.segment_size(a, "pro").await.unwrap(), 1);
+        let members = store.segment_members(a, "pro", None, 10).await.unwrap();
+        assert_eq!(members[0].profile_id, p1);
+        assert!(
+            store
+                .segment_members(a, "pro", Some("p1"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let mut tx = store.begin().await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &[], &["vip"])])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let read = store.profile(a, &p1).await.unwrap().unwrap();
+        assert_eq!(read.segments.iter().collect::<Vec<_>>(), ["pro"]);
+
+        // A deleted segment takes its memberships along; one written by a node that did not
+        // know yet is swept.
+        assert!(store.delete_segment(a, "pro").await.unwrap());
+        assert!(!store.delete_segment(a, "pro").await.unwrap());
+        assert!(
+            store
+                .profile(a, &p1)
+                .await
+                .unwrap()
+                .unwrap()
+                .segments
+                .is_empty()
+        );
+        let mut tx = store.begin().await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &["gone"], &[])])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.sweep_segment_members().await.unwrap(), 1);
+        assert!(
+            store
+                .profile(a, &p1)
+                .await
+                .unwrap()
+                .unwrap()
+                .segments
+                .is_empty()
+        );
+
+        // A deleted profile leaves its segments.
+        let mut tx = store.begin().await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &["vip"], &[])])
+            .await
+            .unwrap();
+        assert!(tx.delete_profile(a, &p1).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(store.segment_size(a, "vip").await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_node_at_a_time_reconciles_a_due_segment() {
+    on_every_backend(|store| async move {
+        let a = workspace(&store, "a").await;
+        let t0 = now();
+        let later = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+        store.save_segment(a, &segment("pro", 1)).await.unwrap();
+        // Not due until it has settled.
+        assert!(
+            store
+                .segments_due(later(1), t0 - jiff::SignedDuration::from_secs(1), t0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let due = store.segments_due(later(2), later(1), t0).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, a);
+        assert!(
+            store
+                .lease_segment(a, "pro", later(2), later(62))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .lease_segment(a, "pro", later(3), later(63))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .segments_due(later(3), later(2), t0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // An abandoned lease runs out.
+        assert!(
+            store
+                .lease_segment(a, "pro", later(63), later(123))
+                .await
+                .unwrap()
+        );
+        store
+            .segment_reconciled(a, "pro", 1, later(64))
+            .await
+            .unwrap();
+        let stored = &store.segments(a).await.unwrap()[0];
+        assert_eq!(stored.reconciled_version, 1);
+        assert_eq!(stored.reconciled_at, Some(later(64)));
+        assert!(
+            store
+                .segments_due(later(70), later(69), t0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A segment on the clock comes due again once its last check is stale.
+        store
+            .save_segment(
+                a,
+                &profiled_store::SegmentRecord {
+                    moves_with_clock: true,
+                    ..segment("pro", 1)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .segments_due(later(70), later(69), later(65))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn companies_are_unique_by_uid_per_workspace_and_let_go_of_profiles_when_deleted() {
+    on_every_backend(|store| async move {
+        let (a, b) = same_profile_in_two_workspaces(&store).await;
+        let acme = profiled_store::CompanyRecord {
+            id: "c1".into(),
+            uid: "acme".into(),
+            properties: json!({"plan": "enterprise"}).as_object().unwrap().clone(),
+            created_at: now(),
+            updated_at: now(),
+            version: 1,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.save_company(a, &acme).await.unwrap();
+        tx.save_company(b, &acme).await.unwrap();
+        let mut p1 = tx
+            .profile(a, &ProfileId("p1".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        p1.company = Some("c1".into());
+        tx.update_profile(a, &p1).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let twin = profiled_store::CompanyRecord {
+            id: "c2".into(),
+            ..acme.clone()
+        };
+        assert!(matches!(
+            tx.save_company(a, &twin).await,
+            Err(StoreError::Conflict(_))
+        ));
+        drop(tx);
+
+        assert_eq!(
+            store.company_by_uid(a, "acme").await.unwrap(),
+            Some(acme.clone())
+        );
+        assert_eq!(store.company(a, "c1").await.unwrap(), Some(acme.clone()));
+        assert!(store.company_by_uid(a, "other").await.unwrap().is_none());
+        assert_eq!(
+            store.companies(a, None, 10).await.unwrap(),
+            vec![acme.clone()]
+        );
+        assert!(store.companies(a, Some("c1"), 10).await.unwrap().is_empty());
+
+        assert!(store.delete_company(a, "c1").await.unwrap());
+        assert!(store.company(a, "c1").await.unwrap().is_none());
+        assert_eq!(
+            store
+                .profile(a, &ProfileId("p1".into()))
+                .await
+                .unwrap()
+                .unwrap()
+                .company,
+            None
+        );
+        assert!(store.company(b, "c1").await.unwrap().is_some());
+    })
+    .await;
+}

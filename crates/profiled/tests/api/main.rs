@@ -19,3 +19,4 @@ mod merges;
 mod nodes;
 mod profiles;
 mod search;
+mod segments;

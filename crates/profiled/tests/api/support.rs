@@ -25,6 +25,8 @@ pub struct TestApp {
     setup: Setup,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The background segment worker, as `profiled serve` runs it.
+    worker: Option<JoinHandle<()>>,
 }
 
 /// An HTTP client for tests. reqwest here uses rustls with no built-in crypto provider (the
@@ -68,6 +70,8 @@ pub struct Setup {
     pub events: profiled_server::service::EventSettings,
     /// A GeoIP database for locations.
     pub geoip: Option<std::path::PathBuf>,
+    /// How often segments comparing with `now` are re-checked (default 15 minutes).
+    pub segment_refresh: Option<std::time::Duration>,
 }
 
 impl TestApp {
@@ -120,6 +124,9 @@ impl TestApp {
                 .await
                 .expect("the server runs");
         });
+        let worker = tokio::spawn(profiled_server::service::run_segment_worker(
+            service.clone(),
+        ));
         Self {
             base,
             client: client(),
@@ -129,6 +136,7 @@ impl TestApp {
             setup,
             stop: Some(stop),
             task: Some(task),
+            worker: Some(worker),
         }
     }
 
@@ -146,6 +154,10 @@ impl TestApp {
     }
 
     async fn shutdown(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+            let _ = worker.await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -237,6 +249,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -340,6 +355,14 @@ async fn open(dir: &Path, setup: &Setup) -> (Arc<Service>, Option<String>) {
     let service = Service::new(store, setup.limits.clone())
         .with_retention(setup.retention)
         .with_events(setup.events.clone())
+        // Tests see a new segment backfilled within a tenth of a second.
+        .with_segments(profiled_server::service::SegmentSettings {
+            cache_ttl: std::time::Duration::from_millis(20),
+            poll: std::time::Duration::from_millis(20),
+            refresh: setup
+                .segment_refresh
+                .unwrap_or(std::time::Duration::from_secs(15 * 60)),
+        })
         .with_enricher(enricher);
     let issued = service.bootstrap(true).await.expect("bootstrap");
     (Arc::new(service), issued.map(|k| k.token.0))

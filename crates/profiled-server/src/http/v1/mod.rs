@@ -11,4 +11,5 @@ pub mod keys;
 pub mod merges;
 pub mod profiles;
 pub mod search;
+pub mod segments;
 pub mod workspaces;

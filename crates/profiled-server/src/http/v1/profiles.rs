@@ -37,6 +37,9 @@ pub struct ProfileView {
     /// `browser_version`, `os`, `os_version`, `vendor`, `type`, `bot`.
     #[schema(value_type = Object, example = json!({"browser": "Chrome", "os": "Windows 10", "type": "desktop", "bot": false}))]
     pub device: Map<String, Value>,
+    /// Keys of the segments the profile is a member of.
+    #[schema(example = json!(["paying"]))]
+    pub segments: Vec<String>,
     /// RFC 3339, UTC.
     #[schema(example = "2026-11-22T15:56:28.123456Z")]
     pub created_at: String,
@@ -55,6 +58,7 @@ impl From<Profile> for ProfileView {
             computed: p.computed,
             location: p.location,
             device: p.device,
+            segments: p.segments.into_iter().collect(),
             created_at: p.created_at.to_string(),
             updated_at: p.updated_at.to_string(),
             version: p.version,
