@@ -132,6 +132,14 @@ pub fn diff(before: Option<&Profile>, after: &Profile) -> Vec<KeyChange> {
         &after.device,
         &mut changes,
     );
+    let before_company = before.and_then(|p| p.company.as_ref());
+    if before_company != after.company.as_ref() {
+        changes.push(KeyChange {
+            key: "company_id".into(),
+            before: before_company.map(|c| Value::String(c.clone())),
+            after: after.company.as_ref().map(|c| Value::String(c.clone())),
+        });
+    }
     let before_ids = before.map(|p| p.identities.as_slice()).unwrap_or_default();
     for identity in before_ids.iter().filter(|i| !after.identities.contains(i)) {
         changes.push(KeyChange {

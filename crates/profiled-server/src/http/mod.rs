@@ -42,6 +42,7 @@ pub struct AppState {
         (name = "search", description = "Search and count with the filter language; declared indexes"),
         (name = "events", description = "Events, and the computed properties they add up to"),
         (name = "segments", description = "Named filters whose members are kept current"),
+        (name = "companies", description = "Accounts profiles belong to"),
         (name = "changes", description = "The change log: profile history and the workspace's change feed"),
         (name = "imports", description = "Bulk upserts and deletes from NDJSON or CSV, as jobs"),
         (name = "deletions", description = "Forgetting people: deletion receipts, bulk erasure"),
@@ -102,6 +103,9 @@ fn api() -> OpenApiRouter<AppState> {
             v1::computed::put,
             v1::computed::delete
         ))
+        .routes(routes!(v1::companies::list, v1::companies::upsert))
+        .routes(routes!(v1::companies::get, v1::companies::delete))
+        .routes(routes!(v1::companies::get_by_uid))
         .routes(routes!(v1::segments::list))
         .routes(routes!(
             v1::segments::get,

@@ -120,6 +120,7 @@ impl Service {
             &Upsert {
                 identities: upsert.identities.clone(),
                 change: upsert.change.clone(),
+                company: None,
             },
         )
         .await

@@ -423,6 +423,7 @@ impl Applier {
                 Upsert {
                     identities: upsert.identities.clone(),
                     change: upsert.change.clone(),
+                    company: None,
                 },
             )
             .await

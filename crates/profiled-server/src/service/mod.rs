@@ -5,6 +5,7 @@ mod access;
 pub mod bulk;
 pub mod changes;
 mod combiner;
+pub mod companies;
 pub mod computed;
 pub mod deletions;
 mod enrichment;
@@ -23,6 +24,7 @@ use profiled_core::{DomainError, Limits, Violation};
 use profiled_store::{Store, StoreError};
 
 pub use access::{ApiKeyToken, IssuedKey};
+pub use companies::{CompanyLink, CompanyUpsert};
 pub use computed::{DefinitionBody, EventSettings, StoredDefinition};
 pub use enrichment::Enricher;
 pub use events::{EventBatch, Ingested, NewEvent};

@@ -20,6 +20,8 @@ pub struct Upsert {
     pub identities: Vec<Identity>,
     /// What to do to the properties (of an empty profile, when it is created).
     pub change: Change,
+    /// The company the profile joins or leaves; `None` leaves it as it is.
+    pub company: Option<super::companies::CompanyLink>,
 }
 
 /// The outcome of a write.
@@ -56,6 +58,8 @@ struct Edit {
     new_identities: Vec<Identity>,
     /// Top-level keys this edit's `set_once` filled.
     set_once_filled: Vec<String>,
+    /// The company the profile belongs to afterwards.
+    company: Option<String>,
 }
 
 /// Who writes, and the origin tag they set: recorded with every change.
@@ -146,7 +150,10 @@ impl Service {
                 "name at least one identity, e.g. {\"user_id\": \"u1\"}",
             )]));
         }
-        if let Some(written) = self.combined(ws, ctx, &request).await {
+        // Upserts that name a company write it too: they go alone.
+        if request.company.is_none()
+            && let Some(written) = self.combined(ws, ctx, &request).await
+        {
             return written;
         }
         self.upsert_direct(ws, ctx, &request).await
@@ -193,6 +200,9 @@ impl Service {
                 let (properties, set_once_filled) = edited(&request.change, &Map::new())?;
                 profile.properties = properties;
                 profile.set_once = set_once_filled.into_iter().collect();
+                profile.company = self
+                    .linked_company(&mut *tx, ws, request.company.as_ref(), &profile)
+                    .await?;
                 self.check(&profile)?;
                 let at = profile.created_at;
                 placements.place(&mut profile, ctx, at);
@@ -218,6 +228,9 @@ impl Service {
                 let version = profile.version;
                 let (properties, set_once_filled) = edited(&request.change, &profile.properties)?;
                 let new_identities = profile.missing_identities(&request.identities);
+                let company = self
+                    .linked_company(&mut *tx, ws, request.company.as_ref(), &profile)
+                    .await?;
                 self.save(
                     &mut *tx,
                     ws,
@@ -228,6 +241,7 @@ impl Service {
                         set_once_filled,
                         properties,
                         new_identities,
+                        company,
                     },
                     &mut placements,
                 )
@@ -372,6 +386,7 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let (properties, set_once_filled) = edited(&change, &profile.properties)?;
+        let company = profile.company.clone();
         self.save(
             &mut *tx,
             ws,
@@ -382,6 +397,7 @@ impl Service {
                 properties,
                 new_identities: Vec::new(),
                 set_once_filled,
+                company,
             },
             &mut placements,
         )
@@ -424,6 +440,7 @@ impl Service {
             }
         }
         let properties = profile.properties.clone();
+        let company = profile.company.clone();
         self.save(
             &mut *tx,
             ws,
@@ -434,6 +451,7 @@ impl Service {
                 properties,
                 new_identities,
                 set_once_filled: Vec::new(),
+                company,
             },
             &mut placements,
         )
@@ -578,13 +596,18 @@ impl Service {
             properties,
             new_identities,
             set_once_filled,
+            company,
         } = edit;
-        if properties == profile.properties && new_identities.is_empty() {
+        if properties == profile.properties
+            && new_identities.is_empty()
+            && company == profile.company
+        {
             return Ok(());
         }
         let before = profile.clone();
         let now = now();
         profile.edit(properties, set_once_filled, &new_identities);
+        profile.company = company;
         self.check(profile)?;
         for identity in &new_identities {
             tx.insert_identity(ws, &profile.id, identity, now).await?;

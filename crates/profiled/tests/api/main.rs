@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod changes;
 mod cli;
+mod companies;
 mod concurrency;
 mod deletions;
 mod docs;

@@ -1,6 +1,7 @@
 //! The native API, one module per resource.
 
 pub mod changes;
+pub mod companies;
 pub mod computed;
 pub mod deletions;
 pub mod events;

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller, IfMatch, OriginTag, PatchBody, from_value_at};
 use crate::http::problem::{ApiError, Problem};
-use crate::service::{Change, Upsert};
+use crate::service::{Change, CompanyLink, CompanyUpsert, Upsert};
 
 /// A profile as the native API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,6 +37,11 @@ pub struct ProfileView {
     /// `browser_version`, `os`, `os_version`, `vendor`, `type`, `bot`.
     #[schema(value_type = Object, example = json!({"browser": "Chrome", "os": "Windows 10", "type": "desktop", "bot": false}))]
     pub device: Map<String, Value>,
+    /// The id of the company the profile belongs to.
+    pub company_id: Option<String>,
+    /// The company itself, with `?expand=company`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company: Option<super::companies::CompanyView>,
     /// Keys of the segments the profile is a member of.
     #[schema(example = json!(["paying"]))]
     pub segments: Vec<String>,
@@ -58,6 +63,8 @@ impl From<Profile> for ProfileView {
             computed: p.computed,
             location: p.location,
             device: p.device,
+            company_id: p.company,
+            company: None,
             segments: p.segments.into_iter().collect(),
             created_at: p.created_at.to_string(),
             updated_at: p.updated_at.to_string(),
@@ -71,6 +78,47 @@ impl From<Profile> for ProfileView {
 pub struct GetParams {
     /// Rebuild the profile as it was at this time (RFC 3339) from its change log.
     pub as_of: Option<String>,
+    /// `company` embeds the profile's company.
+    pub expand: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExpandParams {
+    /// `company` embeds the profile's company.
+    pub expand: Option<String>,
+}
+
+/// Whether `?expand=` asks for the company (the only expandable part).
+fn expands_company(expand: Option<&str>) -> Result<bool, ApiError> {
+    let mut company = false;
+    for part in expand.unwrap_or_default().split(',').map(str::trim) {
+        match part {
+            "" => {}
+            "company" => company = true,
+            other => {
+                return Err(ApiError::invalid(
+                    "/expand",
+                    format!("`{other}` cannot be expanded; `company` can"),
+                ));
+            }
+        }
+    }
+    Ok(company)
+}
+
+/// The response to a read: [`written`], with the company embedded when asked for.
+async fn read(
+    state: &AppState,
+    caller: &Caller,
+    profile: Profile,
+    expand: Option<&str>,
+) -> Result<Response, ApiError> {
+    let company = match (&profile.company, expands_company(expand)?) {
+        (Some(id), true) => Some(state.service.company(caller.read()?, id).await?),
+        _ => None,
+    };
+    Ok(respond(caller, StatusCode::OK, profile, company))
 }
 
 /// What a write-only key gets back instead of the profile: it may write, never read.
@@ -89,6 +137,22 @@ pub struct UpsertBody {
     #[schema(inline)]
     #[serde(flatten)]
     pub ops: PropertyOps,
+    /// The company the profile belongs to, by uid (created when new; `properties` are merged
+    /// into it), or `null` for none. Absent: unchanged.
+    #[schema(value_type = Option<CompanyBody>)]
+    pub company: Option<Option<CompanyBody>>,
+}
+
+/// A company named in a profile upsert.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyBody {
+    #[schema(example = "acme")]
+    pub uid: String,
+    /// Merged into the company's properties (`null` removes a key).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub properties: Map<String, Value>,
 }
 
 impl UpsertBody {
@@ -97,12 +161,15 @@ impl UpsertBody {
     fn from_body(mut body: Map<String, Value>) -> Result<Self, ApiError> {
         let unknown: Vec<Violation> = body
             .keys()
-            .filter(|k| k.as_str() != "identities" && !PropertyOps::NAMES.contains(&k.as_str()))
+            .filter(|k| {
+                !matches!(k.as_str(), "identities" | "company")
+                    && !PropertyOps::NAMES.contains(&k.as_str())
+            })
             .map(|k| {
                 Violation::new(
                     format!("/{}", pointer_token(k)),
                     format!(
-                        "unknown field; expected `identities` or an operation: {}",
+                        "unknown field; expected `identities`, `company` or an operation: {}",
                         PropertyOps::NAMES.join(", ")
                     ),
                 )
@@ -117,9 +184,15 @@ impl UpsertBody {
                 "name at least one identity, e.g. {\"user_id\": \"u1\"}",
             )
         })?;
+        let company = match body.remove("company") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(company) => Some(Some(from_value_at(company, "/company")?)),
+        };
         Ok(Self {
             identities: from_value_at(identities, "/identities")?,
             ops: from_value_at(Value::Object(body), "")?,
+            company,
         })
     }
 }
@@ -133,12 +206,23 @@ pub struct IdentitiesBody {
 
 /// The response to a write: the profile with its ETag, or a receipt for write-only keys.
 fn written(caller: &Caller, status: StatusCode, profile: Profile) -> Response {
+    respond(caller, status, profile, None)
+}
+
+fn respond(
+    caller: &Caller,
+    status: StatusCode,
+    profile: Profile,
+    company: Option<profiled_store::CompanyRecord>,
+) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", profile.version))
         .expect("digits are a valid header");
     let location = HeaderValue::from_str(&format!("/v1/profiles/{}", profile.id))
         .expect("ids are header-safe");
     let mut response = if caller.scope.can_read() {
-        (status, axum::Json(ProfileView::from(profile))).into_response()
+        let mut view = ProfileView::from(profile);
+        view.company = company.map(Into::into);
+        (status, axum::Json(view)).into_response()
     } else {
         let receipt = WriteReceipt {
             id: profile.id.0,
@@ -185,6 +269,15 @@ pub async fn upsert(
     let identities = body
         .identities
         .parse("/identities", state.service.limits())?;
+    let company = match body.company {
+        None => None,
+        Some(None) => Some(CompanyLink::Leave),
+        Some(Some(c)) => Some(CompanyLink::Join(CompanyUpsert::new(
+            &c.uid,
+            c.properties,
+            "/company/uid",
+        )?)),
+    };
     let result = state
         .service
         .upsert(
@@ -193,6 +286,7 @@ pub async fn upsert(
             Upsert {
                 identities,
                 change: Change::Ops(body.ops),
+                company,
             },
         )
         .await?;
@@ -236,7 +330,7 @@ pub async fn get_profile(
     };
     // An id merged into another answers with the survivor, and says where it lives now.
     let moved = (profile.id != requested).then(|| profile.id.clone());
-    let mut response = written(&caller, StatusCode::OK, profile);
+    let mut response = read(&state, &caller, profile, params.expand.as_deref()).await?;
     if let Some(survivor) = moved {
         let location = HeaderValue::from_str(&format!("/v1/profiles/{survivor}"))
             .expect("ids are header-safe");
@@ -252,6 +346,7 @@ pub async fn get_profile(
     params(
         ("kind" = String, Path, description = "Identity kind, e.g. `user_id`, `email`"),
         ("value" = String, Path, description = "Identity value (URL-encoded)"),
+        ExpandParams,
     ),
     responses(
         (status = 200, body = ProfileView),
@@ -264,11 +359,12 @@ pub async fn get_by_identity(
     State(state): State<AppState>,
     caller: Caller,
     Path((kind, value)): Path<(String, String)>,
+    Query(params): Query<ExpandParams>,
 ) -> Result<Response, ApiError> {
     let ws = caller.read()?;
     let identity = parse_identity(&kind, &value, &state)?;
     let profile = state.service.profile_by_identity(ws, &identity).await?;
-    Ok(written(&caller, StatusCode::OK, profile))
+    read(&state, &caller, profile, params.expand.as_deref()).await
 }
 
 #[utoipa::path(
