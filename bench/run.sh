@@ -7,6 +7,8 @@
 #   DUR=10 REPEAT=1 bench/run.sh      shorter
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #                                     the same on PostgreSQL (schema profiled_bench, recreated)
+#   SEGMENTS=50 WORKLOADS=upsert bench/run.sh
+#                                     with 50 live segments (bench/segments.py), backfilled first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESS=${HARNESS:-../shared/bench}
@@ -34,6 +36,12 @@ target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 --log-l
 echo $! > /tmp/profiled-bench.pid
 trap 'kill $(cat /tmp/profiled-bench.pid) 2>/dev/null; rm -f /tmp/profiled-bench.pid' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
+if [ "${SEGMENTS:-0}" -gt 0 ]; then
+  [ -z "${DATABASE_URL:-}" ] || { echo "SEGMENTS runs on the embedded default only" >&2; exit 2; }
+  ADMIN_KEY=$(target/release/profiled keys create --data-dir "$DATA" --workspace bench --scope admin)
+  python3 bench/segments.py http://127.0.0.1:8080 "$ADMIN_KEY" "$SEGMENTS"
+  VARIANT=${VARIANT:-segments-$SEGMENTS}
+fi
 
 python3 "$HARNESS/harness/bench.py" run --adapter bench/profiled.json \
   --duration "${DUR:-15}" --connections "${CONN:-32}" --repeat "${REPEAT:-2}" \

@@ -28,10 +28,9 @@ pub enum Operation {
     /// Events changed what the profile's events add up to (`computed`), its location or
     /// device, or attached identities.
     Events,
-    /// The profile became a member of a segment (`segments.<key>`).
-    EnterSegment,
-    /// The profile stopped being a member of a segment, or the segment was redefined so.
-    LeaveSegment,
+    /// The profile entered segments (`segments.<key>` after `true`) and left others
+    /// (`before` `true`): one entry per profile and write.
+    Segments,
 }
 
 impl Operation {
@@ -46,8 +45,7 @@ impl Operation {
             Operation::Clear => "clear",
             Operation::Delete => "delete",
             Operation::Events => "events",
-            Operation::EnterSegment => "enter_segment",
-            Operation::LeaveSegment => "leave_segment",
+            Operation::Segments => "segments",
         }
     }
 
@@ -62,8 +60,7 @@ impl Operation {
             Self::Clear,
             Self::Delete,
             Self::Events,
-            Self::EnterSegment,
-            Self::LeaveSegment,
+            Self::Segments,
         ]
         .into_iter()
         .find(|o| o.as_str() == text)

@@ -123,12 +123,29 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a computed property definition; false when there was none.
     async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool>;
 
+    /// A workspace setting (a JSON document by name) and when it was last saved.
+    async fn setting(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+    ) -> Result<Option<(serde_json::Value, Timestamp)>>;
+    /// Saves a workspace setting, or removes it (`None`); false when removing one that was
+    /// not there.
+    async fn save_setting(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+        value: Option<&serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<bool>;
+
     /// The workspace's segments, by key.
     async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentRecord>>;
     /// Creates a segment or replaces its name, filter, version and `moves_with_clock`.
     async fn save_segment(&self, ws: WorkspaceId, segment: &SegmentRecord) -> Result<()>;
-    /// Deletes a segment with its memberships; false when there was none.
-    async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<bool>;
+    /// Deletes a segment with its memberships, leaving a tombstone dated `now`; false when
+    /// there was none.
+    async fn delete_segment(&self, ws: WorkspaceId, key: &str, now: Timestamp) -> Result<bool>;
     /// A segment's members in profile id order; those after the id `after` when given.
     async fn segment_members(
         &self,
@@ -166,9 +183,10 @@ pub trait Store: Send + Sync + 'static {
         version: i64,
         at: Timestamp,
     ) -> Result<()>;
-    /// Deletes memberships of segments that no longer exist (a node writing with an outdated
-    /// list of segments may have added some); returns how many.
-    async fn sweep_segment_members(&self) -> Result<u64>;
+    /// Deletes memberships of deleted segments (a node writing with an outdated list of
+    /// segments may have added some), and forgets tombstones older than `before`; returns
+    /// how many memberships went.
+    async fn sweep_segment_members(&self, before: Timestamp) -> Result<u64>;
 
     async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>>;
     async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>>;

@@ -52,7 +52,7 @@ impl Default for SegmentsConfig {
 impl SegmentsConfig {
     pub fn settings(&self) -> profiled_server::service::SegmentSettings {
         profiled_server::service::SegmentSettings {
-            refresh: std::time::Duration::from_secs(60 * u64::from(self.refresh_minutes.max(1))),
+            refresh: std::time::Duration::from_secs(60 * u64::from(self.refresh_minutes)),
             ..Default::default()
         }
     }
@@ -410,6 +410,9 @@ impl Config {
         if self.sqlite.read_connections == 0 {
             bail!("sqlite.read_connections must be at least 1");
         }
+        if self.segments.refresh_minutes == 0 {
+            bail!("segments.refresh_minutes must be at least 1");
+        }
         Ok(())
     }
 }
@@ -462,6 +465,14 @@ mod tests {
             assert!(Config::load(Some("zero.toml".into()), Overrides::default()).is_err());
             jail.create_file("deep.toml", "[limits]\nmax_depth = 200\n")?;
             assert!(Config::load(Some("deep.toml".into()), Overrides::default()).is_err());
+            jail.create_file("never.toml", "[segments]\nrefresh_minutes = 0\n")?;
+            assert!(Config::load(Some("never.toml".into()), Overrides::default()).is_err());
+            jail.create_file("hourly.toml", "[segments]\nrefresh_minutes = 60\n")?;
+            let hourly = Config::load(Some("hourly.toml".into()), Overrides::default()).unwrap();
+            assert_eq!(
+                hourly.segments.settings().refresh,
+                std::time::Duration::from_secs(3600)
+            );
             Ok(())
         });
     }

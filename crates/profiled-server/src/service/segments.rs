@@ -106,30 +106,22 @@ impl Placements {
         if moves.is_empty() {
             return;
         }
-        for key in &moves.entered {
-            self.changes.push(ctx.entry(
-                &profile.id,
-                at,
-                Operation::EnterSegment,
-                vec![KeyChange {
-                    key: format!("segments.{key}"),
-                    before: None,
-                    after: Some(Value::Bool(true)),
-                }],
-            ));
-        }
-        for key in &moves.left {
-            self.changes.push(ctx.entry(
-                &profile.id,
-                at,
-                Operation::LeaveSegment,
-                vec![KeyChange {
-                    key: format!("segments.{key}"),
-                    before: Some(Value::Bool(true)),
-                    after: None,
-                }],
-            ));
-        }
+        let entered = moves.entered.iter().map(|key| KeyChange {
+            key: format!("segments.{key}"),
+            before: None,
+            after: Some(Value::Bool(true)),
+        });
+        let left = moves.left.iter().map(|key| KeyChange {
+            key: format!("segments.{key}"),
+            before: Some(Value::Bool(true)),
+            after: None,
+        });
+        self.changes.push(ctx.entry(
+            &profile.id,
+            at,
+            Operation::Segments,
+            entered.chain(left).collect(),
+        ));
         self.moves.push(SegmentMove {
             profile_id: profile.id.clone(),
             moves,
@@ -335,7 +327,7 @@ impl Service {
 
     /// Deletes a segment and its memberships.
     pub async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<()> {
-        let deleted = self.store.delete_segment(ws, key).await?;
+        let deleted = self.store.delete_segment(ws, key, now()).await?;
         self.segment_cache.forget(ws);
         if deleted {
             Ok(())
@@ -391,9 +383,11 @@ impl Service {
         Ok(done)
     }
 
-    /// Deletes memberships of segments that no longer exist.
+    /// Deletes memberships of deleted segments that nodes with an outdated list of segments
+    /// wrote; forgets deletions older than a few minutes (no node is that far behind).
     pub async fn sweep_segment_members(&self) -> Result<u64> {
-        Ok(self.store.sweep_segment_members().await?)
+        let before = Timestamp::now() - SignedDuration::from_mins(5);
+        Ok(self.store.sweep_segment_members(before).await?)
     }
 
     /// Brings a segment's stored members in line with its filter: profiles that match and

@@ -182,6 +182,11 @@ fn migrator() -> Migrator {
             "segments and companies",
             include_str!("migrations/0005_segments_companies.sql"),
         ),
+        migration(
+            6,
+            "workspace settings",
+            include_str!("migrations/0006_workspace_settings.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator
@@ -341,6 +346,24 @@ impl Store for PostgresStore {
         events::delete_definition(&mut conn, ws, key).await
     }
 
+    async fn setting(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+    ) -> Result<Option<(serde_json::Value, Timestamp)>> {
+        records::setting(&self.pool, ws, name).await
+    }
+
+    async fn save_setting(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+        value: Option<&serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        records::save_setting(&self.pool, ws, name, value, now).await
+    }
+
     async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentRecord>> {
         segments::list(&self.pool, ws).await
     }
@@ -349,8 +372,8 @@ impl Store for PostgresStore {
         segments::save(&self.pool, ws, segment).await
     }
 
-    async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
-        segments::delete(&self.pool, ws, key).await
+    async fn delete_segment(&self, ws: WorkspaceId, key: &str, now: Timestamp) -> Result<bool> {
+        segments::delete(&self.pool, ws, key, now).await
     }
 
     async fn segment_members(
@@ -396,8 +419,8 @@ impl Store for PostgresStore {
         segments::reconciled(&self.pool, ws, key, version, at).await
     }
 
-    async fn sweep_segment_members(&self) -> Result<u64> {
-        segments::sweep(&self.pool).await
+    async fn sweep_segment_members(&self, before: Timestamp) -> Result<u64> {
+        segments::sweep(&self.pool, before).await
     }
 
     async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>> {

@@ -153,3 +153,55 @@ fn api_key_row(r: &PgRow) -> Result<ApiKeyRecord> {
             .transpose()?,
     })
 }
+
+pub(super) async fn setting(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    name: &str,
+) -> Result<Option<(serde_json::Value, Timestamp)>> {
+    let row = sqlx::query(
+        "SELECT value::text AS value, updated_at FROM workspace_settings WHERE workspace_id = $1 AND name = $2",
+    )
+    .bind(ws.0)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        let text: String = r.try_get("value")?;
+        let value = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}")))?;
+        Ok((value, from_micros(r.try_get("updated_at")?)?))
+    })
+    .transpose()
+}
+
+pub(super) async fn save_setting(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    name: &str,
+    value: Option<&serde_json::Value>,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = match value {
+        Some(value) => {
+            sqlx::query(
+                "INSERT INTO workspace_settings (workspace_id, name, value, updated_at) VALUES ($1, $2, $3::jsonb, $4) \
+                 ON CONFLICT (workspace_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(ws.0)
+            .bind(name)
+            .bind(value.to_string())
+            .bind(micros(now))
+            .execute(pool)
+            .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM workspace_settings WHERE workspace_id = $1 AND name = $2")
+                .bind(ws.0)
+                .bind(name)
+                .execute(pool)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() > 0)
+}

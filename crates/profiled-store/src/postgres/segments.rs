@@ -65,7 +65,12 @@ pub(super) async fn save(pool: &PgPool, ws: WorkspaceId, s: &SegmentRecord) -> R
     Ok(())
 }
 
-pub(super) async fn delete(pool: &PgPool, ws: WorkspaceId, key: &str) -> Result<bool> {
+pub(super) async fn delete(
+    pool: &PgPool,
+    ws: WorkspaceId,
+    key: &str,
+    now: Timestamp,
+) -> Result<bool> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM segment_members WHERE workspace_id = $1 AND segment_key = $2")
         .bind(ws.0)
@@ -77,6 +82,17 @@ pub(super) async fn delete(pool: &PgPool, ws: WorkspaceId, key: &str) -> Result<
         .bind(key)
         .execute(&mut *tx)
         .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query(
+            "INSERT INTO segment_tombstones (workspace_id, key, deleted_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (workspace_id, key) DO UPDATE SET deleted_at = excluded.deleted_at",
+        )
+        .bind(ws.0)
+        .bind(key)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
@@ -180,13 +196,20 @@ pub(super) async fn reconciled(
     Ok(())
 }
 
-pub(super) async fn sweep(pool: &PgPool) -> Result<u64> {
+pub(super) async fn sweep(pool: &PgPool, before: Timestamp) -> Result<u64> {
+    // Only the keys of deleted segments are looked at (an index range each), never the
+    // whole membership table; a key deleted and then defined again is left alone.
     let done = sqlx::query(
-        "DELETE FROM segment_members WHERE NOT EXISTS (SELECT 1 FROM segments AS s \
-         WHERE s.workspace_id = segment_members.workspace_id AND s.key = segment_members.segment_key)",
+        "DELETE FROM segment_members AS m USING segment_tombstones AS t \
+         WHERE t.workspace_id = m.workspace_id AND t.key = m.segment_key \
+         AND NOT EXISTS (SELECT 1 FROM segments AS s WHERE s.workspace_id = t.workspace_id AND s.key = t.key)",
     )
     .execute(pool)
     .await?;
+    sqlx::query("DELETE FROM segment_tombstones WHERE deleted_at < $1")
+        .bind(micros(before))
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -218,17 +241,22 @@ pub(super) async fn apply_moves(
         builder.push(" ON CONFLICT DO NOTHING");
         builder.build().execute(&mut *conn).await?;
     }
-    for m in moves {
-        for key in &m.moves.left {
-            sqlx::query(
-                "DELETE FROM segment_members WHERE workspace_id = $1 AND segment_key = $2 AND profile_id = $3",
-            )
-            .bind(ws.0)
-            .bind(key)
-            .bind(&m.profile_id.0)
-            .execute(&mut *conn)
-            .await?;
-        }
+    let left: Vec<(&ProfileId, &String)> = moves
+        .iter()
+        .flat_map(|m| m.moves.left.iter().map(move |k| (&m.profile_id, k)))
+        .collect();
+    if !left.is_empty() {
+        let keys: Vec<&str> = left.iter().map(|(_, k)| k.as_str()).collect();
+        let ids: Vec<&str> = left.iter().map(|(id, _)| id.0.as_str()).collect();
+        sqlx::query(
+            "DELETE FROM segment_members AS m USING unnest($2::text[], $3::text[]) AS gone (key, id) \
+             WHERE m.workspace_id = $1 AND m.segment_key = gone.key AND m.profile_id = gone.id",
+        )
+        .bind(ws.0)
+        .bind(&keys)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -184,6 +184,11 @@ fn migrator() -> Migrator {
             "segments and companies",
             include_str!("migrations/0009_segments_companies.sql"),
         ),
+        migration(
+            10,
+            "workspace settings",
+            include_str!("migrations/0010_workspace_settings.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator
@@ -355,6 +360,24 @@ impl Store for SqliteStore {
         events::delete_definition(&mut conn, ws, key).await
     }
 
+    async fn setting(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+    ) -> Result<Option<(serde_json::Value, Timestamp)>> {
+        records::setting(&self.reader, ws, name).await
+    }
+
+    async fn save_setting(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+        value: Option<&serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        records::save_setting(&self.writer, ws, name, value, now).await
+    }
+
     async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentRecord>> {
         segments::list(&self.reader, ws).await
     }
@@ -363,8 +386,8 @@ impl Store for SqliteStore {
         segments::save(&self.writer, ws, segment).await
     }
 
-    async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
-        segments::delete(&self.writer, ws, key).await
+    async fn delete_segment(&self, ws: WorkspaceId, key: &str, now: Timestamp) -> Result<bool> {
+        segments::delete(&self.writer, ws, key, now).await
     }
 
     async fn segment_members(
@@ -410,8 +433,8 @@ impl Store for SqliteStore {
         segments::reconciled(&self.writer, ws, key, version, at).await
     }
 
-    async fn sweep_segment_members(&self) -> Result<u64> {
-        segments::sweep(&self.writer).await
+    async fn sweep_segment_members(&self, before: Timestamp) -> Result<u64> {
+        segments::sweep(&self.writer, before).await
     }
 
     async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>> {

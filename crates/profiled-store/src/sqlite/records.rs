@@ -149,3 +149,55 @@ fn api_key_row(r: &SqliteRow) -> Result<ApiKeyRecord> {
             .transpose()?,
     })
 }
+
+pub(super) async fn setting(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    name: &str,
+) -> Result<Option<(serde_json::Value, Timestamp)>> {
+    let row = sqlx::query(
+        "SELECT value, updated_at FROM workspace_settings WHERE workspace_id = ? AND name = ?",
+    )
+    .bind(ws.0)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        let text: String = r.try_get("value")?;
+        let value = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}")))?;
+        Ok((value, super::from_micros(r.try_get("updated_at")?)?))
+    })
+    .transpose()
+}
+
+pub(super) async fn save_setting(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    name: &str,
+    value: Option<&serde_json::Value>,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = match value {
+        Some(value) => {
+            sqlx::query(
+                "INSERT INTO workspace_settings (workspace_id, name, value, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (workspace_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(ws.0)
+            .bind(name)
+            .bind(value.to_string())
+            .bind(super::micros(now))
+            .execute(pool)
+            .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM workspace_settings WHERE workspace_id = ? AND name = ?")
+                .bind(ws.0)
+                .bind(name)
+                .execute(pool)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() > 0)
+}

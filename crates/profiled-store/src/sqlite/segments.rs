@@ -66,7 +66,12 @@ pub(super) async fn save(pool: &SqlitePool, ws: WorkspaceId, s: &SegmentRecord) 
     Ok(())
 }
 
-pub(super) async fn delete(pool: &SqlitePool, ws: WorkspaceId, key: &str) -> Result<bool> {
+pub(super) async fn delete(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    key: &str,
+    now: Timestamp,
+) -> Result<bool> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM segment_members WHERE workspace_id = ? AND segment_key = ?")
         .bind(ws.0)
@@ -78,6 +83,17 @@ pub(super) async fn delete(pool: &SqlitePool, ws: WorkspaceId, key: &str) -> Res
         .bind(key)
         .execute(&mut *tx)
         .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query(
+            "INSERT INTO segment_tombstones (workspace_id, key, deleted_at) VALUES (?, ?, ?) \
+             ON CONFLICT (workspace_id, key) DO UPDATE SET deleted_at = excluded.deleted_at",
+        )
+        .bind(ws.0)
+        .bind(key)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
@@ -181,13 +197,20 @@ pub(super) async fn reconciled(
     Ok(())
 }
 
-pub(super) async fn sweep(pool: &SqlitePool) -> Result<u64> {
+pub(super) async fn sweep(pool: &SqlitePool, before: Timestamp) -> Result<u64> {
+    // Only the keys of deleted segments are looked at (an index range each), never the
+    // whole membership table; a key deleted and then defined again is left alone.
     let done = sqlx::query(
-        "DELETE FROM segment_members WHERE NOT EXISTS (SELECT 1 FROM segments AS s \
-         WHERE s.workspace_id = segment_members.workspace_id AND s.key = segment_members.segment_key)",
+        "DELETE FROM segment_members WHERE EXISTS (SELECT 1 FROM segment_tombstones AS t \
+         WHERE t.workspace_id = segment_members.workspace_id AND t.key = segment_members.segment_key \
+         AND NOT EXISTS (SELECT 1 FROM segments AS s WHERE s.workspace_id = t.workspace_id AND s.key = t.key))",
     )
     .execute(pool)
     .await?;
+    sqlx::query("DELETE FROM segment_tombstones WHERE deleted_at < ?")
+        .bind(micros(before))
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -218,17 +241,26 @@ pub(super) async fn apply_moves(
         });
         builder.build().execute(&mut *conn).await?;
     }
-    for m in moves {
-        for key in &m.moves.left {
-            sqlx::query(
-                "DELETE FROM segment_members WHERE workspace_id = ? AND segment_key = ? AND profile_id = ?",
-            )
-            .bind(ws.0)
-            .bind(key)
-            .bind(&m.profile_id.0)
-            .execute(&mut *conn)
-            .await?;
+    let left: Vec<(&ProfileId, &String)> = moves
+        .iter()
+        .flat_map(|m| m.moves.left.iter().map(move |k| (&m.profile_id, k)))
+        .collect();
+    // An OR of primary keys: SQLite looks each up (a row-value IN list would scan the
+    // workspace's memberships). Short chunks keep the expression tree shallow.
+    for chunk in left.chunks(100) {
+        let mut builder =
+            QueryBuilder::<Sqlite>::new("DELETE FROM segment_members WHERE workspace_id = ");
+        builder.push_bind(ws.0).push(" AND (");
+        let mut pairs = builder.separated(" OR ");
+        for (id, key) in chunk {
+            pairs.push("(segment_key = ");
+            pairs.push_bind_unseparated(key.as_str());
+            pairs.push_unseparated(" AND profile_id = ");
+            pairs.push_bind_unseparated(id.0.as_str());
+            pairs.push_unseparated(")");
         }
+        builder.push(")");
+        builder.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -1003,8 +1003,8 @@ async fn segment_memberships_follow_moves_and_leave_with_their_profile_or_segmen
 
         // A deleted segment takes its memberships along; one written by a node that did not
         // know yet is swept.
-        assert!(store.delete_segment(a, "pro").await.unwrap());
-        assert!(!store.delete_segment(a, "pro").await.unwrap());
+        assert!(store.delete_segment(a, "pro", now()).await.unwrap());
+        assert!(!store.delete_segment(a, "pro", now()).await.unwrap());
         assert!(
             store
                 .profile(a, &p1)
@@ -1015,11 +1015,25 @@ async fn segment_memberships_follow_moves_and_leave_with_their_profile_or_segmen
                 .is_empty()
         );
         let mut tx = store.begin().await.unwrap();
-        tx.move_segments(a, &[moved(&p1, &["gone"], &[])])
+        tx.move_segments(a, &[moved(&p1, &["pro", "vip"], &[])])
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(store.sweep_segment_members().await.unwrap(), 1);
+        let before = now() - jiff::SignedDuration::from_mins(5);
+        assert_eq!(store.sweep_segment_members(before).await.unwrap(), 1);
+        assert_eq!(store.segment_size(a, "vip").await.unwrap(), 1);
+        // A key deleted and defined again keeps its new members; old tombstones are forgotten.
+        assert!(store.delete_segment(a, "vip", now()).await.unwrap());
+        store.save_segment(a, &segment("vip", 1)).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &["vip"], &[])]).await.unwrap();
+        tx.commit().await.unwrap();
+        let later = now() + jiff::SignedDuration::from_mins(1);
+        assert_eq!(store.sweep_segment_members(later).await.unwrap(), 0);
+        assert_eq!(store.segment_size(a, "vip").await.unwrap(), 1);
+        let mut tx = store.begin().await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &[], &["vip"])]).await.unwrap();
+        tx.commit().await.unwrap();
         assert!(
             store
                 .profile(a, &p1)

@@ -115,26 +115,35 @@ async fn a_new_segment_is_backfilled_and_every_write_keeps_it_current() {
     assert_eq!(cleared.body["segments"], json!([]));
     assert_eq!(members(&app, "paying").await, vec![u2["id"].as_str().unwrap().to_owned()]);
 
-    // Entering and leaving are in the change log.
+    // Entering and leaving are in the change log: one entry per write that moved the profile.
     let history = app
         .get(&format!("/v1/profiles/{}/history", u1["id"].as_str().unwrap()), &app.admin)
         .await;
-    let entries: Vec<(String, Value)> = history.body["changes"]
+    let moves: Vec<Value> = history.body["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["operation"].as_str().unwrap().ends_with("_segment"))
-        .map(|c| (c["operation"].as_str().unwrap().to_owned(), c["changes"].clone()))
+        .filter(|c| c["operation"] == "segments")
+        .map(|c| c["changes"].clone())
         .collect();
     assert_eq!(
-        entries,
+        moves,
         vec![
-            ("leave_segment".to_owned(), json!([{"key": "segments.paying", "before": true}])),
-            ("enter_segment".to_owned(), json!([{"key": "segments.paying", "after": true}])),
+            json!([{"key": "segments.paying", "before": true}]),
+            json!([{"key": "segments.paying", "after": true}]),
         ],
         "{}",
         history.body
     );
+    let actors: Vec<&Value> = history.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["operation"] == "segments")
+        .map(|c| &c["actor"])
+        .collect();
+    assert_eq!(actors[1], "system:segments", "the backfill entered it");
+    assert!(actors[0].as_str().unwrap().starts_with("key:"), "the patch moved it out");
 
     // Events move profiles too.
     define(&app, "buyers", json!("computed.event_counts.purchase >= 1")).await;

@@ -110,8 +110,8 @@ pub async fn get(
 ///
 /// Every write keeps membership current from then on; the profiles already stored are
 /// sorted in the background, and the segment's `status` is `backfilling` until that is
-/// done. Entering and leaving are entries in the change log (`enter_segment`,
-/// `leave_segment`). A filter comparing with `now` (`computed.last_seen_at < now-30d`) is
+/// done. Entering and leaving are entries in the change log (operation `segments`). A
+/// filter comparing with `now` (`computed.last_seen_at < now-30d`) is
 /// re-checked periodically, since time alone moves profiles in and out.
 pub async fn put(
     State(state): State<AppState>,

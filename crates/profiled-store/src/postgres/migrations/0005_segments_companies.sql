@@ -28,6 +28,15 @@ CREATE TABLE segment_members (
 );
 CREATE INDEX segment_members_by_profile ON segment_members (workspace_id, profile_id, segment_key);
 
+-- Segments deleted lately: a node that had not seen the deletion yet may still add members,
+-- which the background worker then removes.
+CREATE TABLE segment_tombstones (
+    workspace_id BIGINT NOT NULL,
+    key          TEXT COLLATE "C" NOT NULL,
+    deleted_at   BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, key)
+);
+
 -- Companies: their own identity (`uid`) and properties; a profile belongs to at most one.
 CREATE TABLE companies (
     workspace_id BIGINT NOT NULL,
