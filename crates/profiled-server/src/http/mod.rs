@@ -103,6 +103,12 @@ fn api() -> OpenApiRouter<AppState> {
             v1::computed::put,
             v1::computed::delete
         ))
+        .routes(routes!(
+            v1::schema::get,
+            v1::schema::put,
+            v1::schema::delete
+        ))
+        .routes(routes!(v1::schema::check))
         .routes(routes!(v1::companies::list, v1::companies::upsert))
         .routes(routes!(v1::companies::get, v1::companies::delete))
         .routes(routes!(v1::companies::get_by_uid))

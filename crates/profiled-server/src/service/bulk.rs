@@ -12,6 +12,7 @@ use rand::Rng;
 use serde_json::Map;
 
 use super::profiles::{edited, new_profile_id, refuse_second_user_id};
+use super::rules::WriteRules;
 use super::{Change, Result, Service, ServiceError, WriteContext};
 
 /// One upsert of a batch, and who makes it.
@@ -60,7 +61,7 @@ impl Service {
             profile: keep_profiles.then(|| Box::new(profile.clone())),
         };
         let now = profiled_core::profile::to_micros(Timestamp::now());
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let wanted: Vec<Identity> = upserts
             .iter()
@@ -98,9 +99,12 @@ impl Service {
                         Ok((properties, filled)) => {
                             profile.properties = properties;
                             profile.set_once = filled.into_iter().collect();
-                            match self.check(&profile) {
+                            match self
+                                .check(&profile)
+                                .and_then(|()| write_rules.validate(&profile))
+                            {
                                 Ok(()) => {
-                                    placements.place(&mut profile, &upsert.ctx, now);
+                                    write_rules.place(&mut profile, &upsert.ctx, now);
                                     changes.push(upsert.ctx.entry(
                                         &profile.id,
                                         now,
@@ -127,10 +131,10 @@ impl Service {
                 1 => {
                     let index = *owners.first().expect("one owner");
                     let working = &mut profiles[index];
-                    match self.apply_one(&mut working.profile, upsert, now) {
+                    match self.apply_one(&mut working.profile, upsert, &write_rules, now) {
                         Ok(None) => kept(&working.profile, false, false),
                         Ok(Some((before, new_identities))) => {
-                            placements.place(&mut working.profile, &upsert.ctx, now);
+                            write_rules.place(&mut working.profile, &upsert.ctx, now);
                             changes.push(upsert.ctx.entry(
                                 &working.profile.id,
                                 now,
@@ -164,7 +168,7 @@ impl Service {
         tx.update_profiles(ws, &updated).await?;
         tx.insert_identities(ws, &attached, now).await?;
         tx.append_changes(ws, &changes).await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(outcomes)
     }
@@ -175,6 +179,7 @@ impl Service {
         &self,
         profile: &mut Profile,
         upsert: &BatchUpsert,
+        write_rules: &WriteRules,
         now: Timestamp,
     ) -> Result<Option<(Profile, Vec<Identity>)>> {
         refuse_second_user_id(profile, &upsert.identities)?;
@@ -185,7 +190,14 @@ impl Service {
         }
         let before = profile.clone();
         profile.edit(properties, filled, &new_identities);
-        if let Err(e) = self.check(profile) {
+        let valid = self.check(profile).and_then(|()| {
+            if profile.properties == before.properties {
+                Ok(())
+            } else {
+                write_rules.validate(profile)
+            }
+        });
+        if let Err(e) = valid {
             *profile = before;
             return Err(e);
         }

@@ -14,7 +14,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::profiles::{new_profile_id, now, refuse_second_user_id};
-use super::segments::Placements;
+use super::rules::WriteRules;
 use super::{Result, Retry, Service, ServiceError, WriteContext, with_retries};
 
 /// The most events in one batch.
@@ -77,16 +77,16 @@ struct Touched {
     /// Profiles merged away during the batch, and where they went.
     absorbed: HashMap<ProfileId, ProfileId>,
     /// The segments they entered and left.
-    placements: Placements,
+    write_rules: WriteRules,
 }
 
 impl Touched {
-    fn new(placements: Placements) -> Self {
+    fn new(write_rules: WriteRules) -> Self {
         Self {
             working: HashMap::new(),
             order: Vec::new(),
             absorbed: HashMap::new(),
-            placements,
+            write_rules,
         }
     }
 
@@ -188,12 +188,12 @@ impl Service {
         batch: &EventBatch,
         rules: &ActivityRules,
     ) -> Result<Ingested> {
-        let placements = self.placements(ws).await?;
+        let write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let now = now();
         let given: Vec<String> = batch.events.iter().filter_map(|e| e.id.clone()).collect();
         let mut seen: HashSet<String> = tx.known_event_ids(ws, &given).await?.into_iter().collect();
-        let mut touched = Touched::new(placements);
+        let mut touched = Touched::new(write_rules);
         let mut kept: Vec<StoredEvent> = Vec::new();
         let mut outcome = Ingested {
             accepted: 0,
@@ -280,7 +280,7 @@ impl Service {
                 }
             }
             if let Some(change) = event_change(ctx, entry, now) {
-                touched.placements.place(&mut entry.current, ctx, now);
+                touched.write_rules.place(&mut entry.current, ctx, now);
                 changed.push(entry.current.clone());
                 changes.push(change);
             }
@@ -289,7 +289,7 @@ impl Service {
         tx.update_profiles(ws, &changed).await?;
         tx.append_changes(ws, &changes).await?;
         tx.insert_events(ws, &kept).await?;
-        touched.placements.write(&mut *tx, ws).await?;
+        touched.write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(outcome)
     }
@@ -332,8 +332,8 @@ impl Service {
             }
             1 => owners.pop().expect("one owner"),
             _ => {
-                let mut plan = self.plan_merge(owners, rules)?;
-                self.record_merge(tx, ws, ctx, &mut plan, &mut touched.placements)
+                let mut plan = self.plan_merge(owners, rules, &touched.write_rules)?;
+                self.record_merge(tx, ws, ctx, &mut plan, &mut touched.write_rules)
                     .await?;
                 let survivor = plan.merged.survivor;
                 for absorbed in &plan.merged.absorbed {

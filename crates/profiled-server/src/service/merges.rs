@@ -44,7 +44,7 @@ impl Service {
         dry_run: bool,
     ) -> Result<MergeOutcome> {
         let rules = self.activity_rules(ws).await?;
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profiles: Vec<Profile> = Vec::new();
         for id in std::iter::once(target).chain(others) {
@@ -59,7 +59,7 @@ impl Service {
                 "name at least one other profile (ids already merged into this one do not count)",
             )]));
         }
-        let mut plan = self.plan_merge(profiles, &rules)?;
+        let mut plan = self.plan_merge(profiles, &rules, &write_rules)?;
         let mut outcome = MergeOutcome {
             id: None,
             survivor: plan.merged.survivor.clone(),
@@ -70,9 +70,9 @@ impl Service {
             // Dropping the transaction rolls back its (empty) savepoint.
             return Ok(outcome);
         }
-        self.record_merge(&mut *tx, ws, ctx, &mut plan, &mut placements)
+        self.record_merge(&mut *tx, ws, ctx, &mut plan, &mut write_rules)
             .await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         outcome.survivor = plan.merged.survivor;
         outcome.id = Some(plan.id);
@@ -107,7 +107,7 @@ impl Service {
         ctx: &WriteContext,
         merge_id: &str,
     ) -> Result<Unmerged> {
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let record = tx
             .merge_record(ws, merge_id)
@@ -151,7 +151,7 @@ impl Service {
                 &profile,
                 &record.sources,
             );
-            placements.place(&mut profile, ctx, now);
+            write_rules.place(&mut profile, ctx, now);
             tx.append_change(
                 ws,
                 &ctx.entry(&profile.id, now, Operation::Unmerge, diff(None, &profile)),
@@ -161,7 +161,7 @@ impl Service {
         }
         survivor.created_at = record.survivor_before.created_at;
         survivor.touch(now);
-        placements.place(&mut survivor, ctx, now);
+        write_rules.place(&mut survivor, ctx, now);
         tx.update_profile(ws, &survivor).await?;
         tx.append_change(
             ws,
@@ -174,7 +174,7 @@ impl Service {
         )
         .await?;
         tx.mark_merge_undone(ws, merge_id, now).await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(Unmerged { survivor, restored })
     }

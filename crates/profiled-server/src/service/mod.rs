@@ -15,6 +15,8 @@ pub mod imports;
 mod key_cache;
 mod merges;
 mod profiles;
+mod rules;
+pub mod schema;
 pub mod search;
 pub mod segments;
 
@@ -47,7 +49,7 @@ pub struct Service {
     events: EventSettings,
     enricher: Enricher,
     segments: SegmentSettings,
-    segment_cache: segments::SegmentCache,
+    rules_cache: rules::RulesCache,
 }
 
 impl Service {
@@ -62,7 +64,7 @@ impl Service {
             events: EventSettings::default(),
             enricher: Enricher::default(),
             segments: SegmentSettings::default(),
-            segment_cache: Default::default(),
+            rules_cache: Default::default(),
         }
     }
 

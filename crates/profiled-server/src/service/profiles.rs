@@ -11,7 +11,7 @@ use profiled_store::{MergeRecord, ProfileTx};
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::segments::Placements;
+use super::rules::WriteRules;
 use super::{Result, Retry, Service, ServiceError, with_retries};
 
 /// Create-or-update by identities.
@@ -180,12 +180,12 @@ impl Service {
         ctx: &WriteContext,
         request: &Upsert,
     ) -> Result<Written> {
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut owners = tx.profiles_by_identities(ws, &request.identities).await?;
         if owners.len() > 1 {
             owners = vec![
-                self.merge_owners(&mut *tx, ws, ctx, owners, &mut placements)
+                self.merge_owners(&mut *tx, ws, ctx, owners, &mut write_rules)
                     .await?,
             ];
         }
@@ -204,8 +204,9 @@ impl Service {
                     .linked_company(&mut *tx, ws, request.company.as_ref(), &profile)
                     .await?;
                 self.check(&profile)?;
+                write_rules.validate(&profile)?;
                 let at = profile.created_at;
-                placements.place(&mut profile, ctx, at);
+                write_rules.place(&mut profile, ctx, at);
                 tx.insert_profile(ws, &profile).await?;
                 tx.append_change(
                     ws,
@@ -243,7 +244,7 @@ impl Service {
                         new_identities,
                         company,
                     },
-                    &mut placements,
+                    &mut write_rules,
                 )
                 .await?;
                 let changed = profile.version != version;
@@ -254,7 +255,7 @@ impl Service {
                 }
             }
         };
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(written)
     }
@@ -282,11 +283,11 @@ impl Service {
         ws: WorkspaceId,
         ctx: &WriteContext,
         owners: Vec<Profile>,
-        placements: &mut Placements,
+        write_rules: &mut WriteRules,
     ) -> Result<Profile> {
         let rules = self.activity_rules(ws).await?;
-        let mut merged = self.plan_merge(owners, &rules)?;
-        self.record_merge(tx, ws, ctx, &mut merged, placements)
+        let mut merged = self.plan_merge(owners, &rules, write_rules)?;
+        self.record_merge(tx, ws, ctx, &mut merged, write_rules)
             .await?;
         Ok(merged.merged.survivor)
     }
@@ -296,6 +297,7 @@ impl Service {
         &self,
         profiles: Vec<Profile>,
         rules: &ActivityRules,
+        write_rules: &WriteRules,
     ) -> Result<PlannedMerge> {
         let originals = profiles.clone();
         let merged =
@@ -305,6 +307,9 @@ impl Service {
             .into_iter()
             .find(|p| p.id == merged.survivor.id)
             .expect("the survivor is one of them");
+        if merged.survivor.properties != survivor_before.properties {
+            write_rules.validate(&merged.survivor)?;
+        }
         Ok(PlannedMerge {
             id: uuid::Uuid::now_v7().to_string(),
             merged,
@@ -319,10 +324,10 @@ impl Service {
         ws: WorkspaceId,
         ctx: &WriteContext,
         plan: &mut PlannedMerge,
-        placements: &mut Placements,
+        write_rules: &mut WriteRules,
     ) -> Result<()> {
         let at = plan.merged.survivor.updated_at;
-        placements.place(&mut plan.merged.survivor, ctx, at);
+        write_rules.place(&mut plan.merged.survivor, ctx, at);
         let merged = &plan.merged;
         tx.record_merge(
             ws,
@@ -382,7 +387,7 @@ impl Service {
         change: Change,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let (properties, set_once_filled) = edited(&change, &profile.properties)?;
@@ -399,10 +404,10 @@ impl Service {
                 set_once_filled,
                 company,
             },
-            &mut placements,
+            &mut write_rules,
         )
         .await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -430,7 +435,7 @@ impl Service {
         identities: Vec<Identity>,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let mut new_identities = Vec::new();
@@ -453,10 +458,10 @@ impl Service {
                 set_once_filled: Vec::new(),
                 company,
             },
-            &mut placements,
+            &mut write_rules,
         )
         .await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -484,7 +489,7 @@ impl Service {
         identity: &Identity,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let id = &profile.id.clone();
@@ -497,7 +502,7 @@ impl Service {
         profile.identities.retain(|i| i != identity);
         profile.touch(now());
         let at = profile.updated_at;
-        placements.place(&mut profile, ctx, at);
+        write_rules.place(&mut profile, ctx, at);
         tx.update_profile(ws, &profile).await?;
         let entry = ctx.entry(
             id,
@@ -506,7 +511,7 @@ impl Service {
             diff(Some(&before), &profile),
         );
         tx.append_change(ws, &entry).await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -532,13 +537,13 @@ impl Service {
         id: &ProfileId,
         precondition: Option<Precondition>,
     ) -> Result<Profile> {
-        let mut placements = self.placements(ws).await?;
+        let mut write_rules = self.write_rules(ws).await?;
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let before = profile.clone();
         let now = now();
         profile.clear(now, rand::rng().random_range(0.0..100.0));
-        placements.place(&mut profile, ctx, now);
+        write_rules.place(&mut profile, ctx, now);
         tx.update_profile(ws, &profile).await?;
         tx.delete_events(ws, &profile.id).await?;
         tx.append_change(
@@ -551,7 +556,7 @@ impl Service {
             ),
         )
         .await?;
-        placements.write(&mut *tx, ws).await?;
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(profile)
     }
@@ -589,7 +594,7 @@ impl Service {
         ctx: &WriteContext,
         profile: &mut Profile,
         edit: Edit,
-        placements: &mut Placements,
+        write_rules: &mut WriteRules,
     ) -> Result<()> {
         let Edit {
             operation,
@@ -609,11 +614,14 @@ impl Service {
         profile.edit(properties, set_once_filled, &new_identities);
         profile.company = company;
         self.check(profile)?;
+        if profile.properties != before.properties {
+            write_rules.validate(profile)?;
+        }
         for identity in &new_identities {
             tx.insert_identity(ws, &profile.id, identity, now).await?;
         }
         profile.touch(now);
-        placements.place(profile, ctx, now);
+        write_rules.place(profile, ctx, now);
         tx.update_profile(ws, profile).await?;
         tx.append_change(
             ws,

@@ -8,19 +8,18 @@
 //! re-decided one page per transaction. Nodes take a lease on a segment while they
 //! reconcile it, so several nodes share the work without doing it twice.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use profiled_core::change::{KeyChange, NewChange, Operation};
 use profiled_core::filter::{CompareOp, Field, Filter, Literal};
-use profiled_core::segment::{SegmentRule, place};
-use profiled_core::{DomainError, Profile, Violation, WorkspaceId};
-use profiled_store::{ProfileTx, SearchQuery, SegmentMember, SegmentMove, SegmentRecord};
+use profiled_core::segment::SegmentRule;
+use profiled_core::{DomainError, Violation, WorkspaceId};
+use profiled_store::{SearchQuery, SegmentMember, SegmentRecord};
 use serde_json::Value;
 
 use super::profiles::{WriteContext, now};
+use super::rules::WriteRules;
 use super::{Result, Retry, Service, ServiceError, with_retries};
 
 /// How segments are kept.
@@ -56,90 +55,6 @@ const LEASE: SignedDuration = SignedDuration::from_secs(60);
 /// The actor of change log entries that reconciliation writes.
 const RECONCILER: &str = "system:segments";
 
-/// The parsed segments of each workspace, briefly cached.
-#[derive(Default)]
-pub(super) struct SegmentCache {
-    entries: RwLock<HashMap<WorkspaceId, Cached>>,
-}
-
-/// A workspace's rules and when they were read.
-type Cached = (Arc<Vec<SegmentRule>>, Instant);
-
-impl SegmentCache {
-    fn get(&self, ws: WorkspaceId, ttl: Duration) -> Option<Arc<Vec<SegmentRule>>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&ws)
-            .filter(|(_, at)| at.elapsed() < ttl)
-            .map(|(rules, _)| rules.clone())
-    }
-
-    fn put(&self, ws: WorkspaceId, rules: Arc<Vec<SegmentRule>>) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(ws, (rules, Instant::now()));
-    }
-
-    fn forget(&self, ws: WorkspaceId) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ws);
-    }
-}
-
-/// The segment entries and exits of one transaction, written just before it commits.
-pub(super) struct Placements {
-    rules: Arc<Vec<SegmentRule>>,
-    moves: Vec<SegmentMove>,
-    changes: Vec<NewChange>,
-}
-
-impl Placements {
-    /// Decides the profile's segments as it is about to be written, and remembers what moved.
-    pub(super) fn place(&mut self, profile: &mut Profile, ctx: &WriteContext, at: Timestamp) {
-        if self.rules.is_empty() {
-            return;
-        }
-        let moves = place(&self.rules, profile, at);
-        if moves.is_empty() {
-            return;
-        }
-        let entered = moves.entered.iter().map(|key| KeyChange {
-            key: format!("segments.{key}"),
-            before: None,
-            after: Some(Value::Bool(true)),
-        });
-        let left = moves.left.iter().map(|key| KeyChange {
-            key: format!("segments.{key}"),
-            before: Some(Value::Bool(true)),
-            after: None,
-        });
-        self.changes.push(ctx.entry(
-            &profile.id,
-            at,
-            Operation::Segments,
-            entered.chain(left).collect(),
-        ));
-        self.moves.push(SegmentMove {
-            profile_id: profile.id.clone(),
-            moves,
-            at,
-        });
-    }
-
-    /// Writes the memberships and their change log entries.
-    pub(super) async fn write(self, tx: &mut dyn ProfileTx, ws: WorkspaceId) -> Result<()> {
-        if self.moves.is_empty() {
-            return Ok(());
-        }
-        tx.move_segments(ws, &self.moves).await?;
-        tx.append_changes(ws, &self.changes).await?;
-        Ok(())
-    }
-}
-
 /// A segment as clients write it.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -174,7 +89,7 @@ impl SegmentState {
 }
 
 /// The filter of a segment, as stored.
-fn rule_of(record: &SegmentRecord) -> Result<SegmentRule> {
+pub(super) fn rule_of(record: &SegmentRecord) -> Result<SegmentRule> {
     let filter = parse_filter(&record.filter).map_err(|_| {
         ServiceError::Store(profiled_store::StoreError::Corrupt(format!(
             "segment `{}` has a filter that no longer parses",
@@ -209,36 +124,6 @@ fn member_of(key: &str) -> Filter {
 }
 
 impl Service {
-    /// The segments writes of this workspace place profiles in.
-    pub(super) async fn placements(&self, ws: WorkspaceId) -> Result<Placements> {
-        let rules = match self.segment_cache.get(ws, self.segments.cache_ttl) {
-            Some(rules) => rules,
-            None => {
-                let rules = self
-                    .store
-                    .segments(ws)
-                    .await?
-                    .iter()
-                    .filter_map(|record| match rule_of(record) {
-                        Ok(rule) => Some(rule),
-                        Err(err) => {
-                            tracing::error!(error = %err, "a segment is skipped");
-                            None
-                        }
-                    })
-                    .collect::<Vec<_>>();
-                let rules = Arc::new(rules);
-                self.segment_cache.put(ws, rules.clone());
-                rules
-            }
-        };
-        Ok(Placements {
-            rules,
-            moves: Vec::new(),
-            changes: Vec::new(),
-        })
-    }
-
     /// The workspace's segments, by key.
     pub async fn segments(&self, ws: WorkspaceId) -> Result<Vec<SegmentState>> {
         Ok(self
@@ -315,7 +200,7 @@ impl Service {
             moves_with_clock: rule.filter.depends_on_now(),
         };
         self.store.save_segment(ws, &record).await?;
-        self.segment_cache.forget(ws);
+        self.rules_cache.forget(ws);
         Ok((
             SegmentState {
                 record,
@@ -328,7 +213,7 @@ impl Service {
     /// Deletes a segment and its memberships.
     pub async fn delete_segment(&self, ws: WorkspaceId, key: &str) -> Result<()> {
         let deleted = self.store.delete_segment(ws, key, now()).await?;
-        self.segment_cache.forget(ws);
+        self.rules_cache.forget(ws);
         if deleted {
             Ok(())
         } else {
@@ -444,11 +329,7 @@ impl Service {
         ids: &[profiled_core::ProfileId],
     ) -> Result<usize> {
         let mut tx = self.store.begin().await?;
-        let mut placements = Placements {
-            rules: Arc::new(vec![rule.clone()]),
-            moves: Vec::new(),
-            changes: Vec::new(),
-        };
+        let mut write_rules = WriteRules::placing(vec![rule.clone()]);
         let ctx = WriteContext {
             actor: RECONCILER.into(),
             origin: None,
@@ -456,11 +337,11 @@ impl Service {
         let at = now();
         for id in ids {
             if let Some(mut profile) = tx.profile(ws, id).await? {
-                placements.place(&mut profile, &ctx, at);
+                write_rules.place(&mut profile, &ctx, at);
             }
         }
-        let moved = placements.moves.len();
-        placements.write(&mut *tx, ws).await?;
+        let moved = write_rules.moved();
+        write_rules.write(&mut *tx, ws).await?;
         self.commit(tx).await?;
         Ok(moved)
     }

@@ -245,21 +245,21 @@ pub(super) async fn apply_moves(
         .iter()
         .flat_map(|m| m.moves.left.iter().map(move |k| (&m.profile_id, k)))
         .collect();
-    // An OR of primary keys: SQLite looks each up (a row-value IN list would scan the
-    // workspace's memberships). Short chunks keep the expression tree shallow.
+    // An OR of whole primary keys: SQLite looks each up. (A row-value IN list, or the
+    // workspace tested outside the OR, makes it scan the workspace's memberships.) Short
+    // chunks keep the expression tree shallow.
     for chunk in left.chunks(100) {
-        let mut builder =
-            QueryBuilder::<Sqlite>::new("DELETE FROM segment_members WHERE workspace_id = ");
-        builder.push_bind(ws.0).push(" AND (");
+        let mut builder = QueryBuilder::<Sqlite>::new("DELETE FROM segment_members WHERE ");
         let mut pairs = builder.separated(" OR ");
         for (id, key) in chunk {
-            pairs.push("(segment_key = ");
+            pairs.push("(workspace_id = ");
+            pairs.push_bind_unseparated(ws.0);
+            pairs.push_unseparated(" AND segment_key = ");
             pairs.push_bind_unseparated(key.as_str());
             pairs.push_unseparated(" AND profile_id = ");
             pairs.push_bind_unseparated(id.0.as_str());
             pairs.push_unseparated(")");
         }
-        builder.push(")");
         builder.build().execute(&mut *conn).await?;
     }
     Ok(())

@@ -1026,13 +1026,17 @@ async fn segment_memberships_follow_moves_and_leave_with_their_profile_or_segmen
         assert!(store.delete_segment(a, "vip", now()).await.unwrap());
         store.save_segment(a, &segment("vip", 1)).await.unwrap();
         let mut tx = store.begin().await.unwrap();
-        tx.move_segments(a, &[moved(&p1, &["vip"], &[])]).await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &["vip"], &[])])
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let later = now() + jiff::SignedDuration::from_mins(1);
         assert_eq!(store.sweep_segment_members(later).await.unwrap(), 0);
         assert_eq!(store.segment_size(a, "vip").await.unwrap(), 1);
         let mut tx = store.begin().await.unwrap();
-        tx.move_segments(a, &[moved(&p1, &[], &["vip"])]).await.unwrap();
+        tx.move_segments(a, &[moved(&p1, &[], &["vip"])])
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         assert!(
             store

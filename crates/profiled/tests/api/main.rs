@@ -19,5 +19,6 @@ mod imports;
 mod merges;
 mod nodes;
 mod profiles;
+mod schema;
 mod search;
 mod segments;

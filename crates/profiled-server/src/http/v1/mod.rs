@@ -11,6 +11,7 @@ pub mod indexes;
 pub mod keys;
 pub mod merges;
 pub mod profiles;
+pub mod schema;
 pub mod search;
 pub mod segments;
 pub mod workspaces;
