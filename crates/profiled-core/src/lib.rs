@@ -9,6 +9,7 @@ pub mod access;
 pub mod activity;
 pub mod aggregate;
 pub mod change;
+pub mod end_user;
 pub mod error;
 pub mod filter;
 pub mod identity;

@@ -21,7 +21,7 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 pub use error::StoreError;
 pub use records::{
     ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
-    SegmentMember, SegmentMove, SegmentRecord, StoredEvent, StoredMerge, Workspace,
+    SegmentMember, SegmentMove, SegmentRecord, SessionRecord, StoredEvent, StoredMerge, Workspace,
 };
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
@@ -122,6 +122,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Removes a computed property definition; false when there was none.
     async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<()>;
+    /// A session by its id, in any workspace (the caller checks the secret).
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// Revokes one session by id, or every session of a profile; returns how many were live.
+    async fn revoke_sessions(
+        &self,
+        ws: WorkspaceId,
+        id: Option<&str>,
+        profile: Option<&ProfileId>,
+        now: Timestamp,
+    ) -> Result<u64>;
 
     /// A workspace setting (a JSON document by name) and when it was last saved.
     async fn setting(

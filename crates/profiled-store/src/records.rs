@@ -175,3 +175,32 @@ pub struct CompanyRecord {
     pub updated_at: Timestamp,
     pub version: i64,
 }
+
+/// An end user's session as stored: the token's secret and the CSRF token only as hashes.
+#[derive(Clone, PartialEq)]
+pub struct SessionRecord {
+    /// Public identifier, part of the token.
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub profile_id: profiled_core::ProfileId,
+    pub secret_hash: Vec<u8>,
+    pub csrf_hash: Vec<u8>,
+    /// Who created it: `key:<id>`, or `jwt:<issuer>` for an exchanged token.
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("profile_id", &self.profile_id)
+            .field("created_by", &self.created_by)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -46,6 +46,9 @@ pub async fn open_service(
         .with_retention(config.change_log.retention())
         .with_events(config.events.settings())
         .with_segments(config.segments.settings())
+        .with_sessions(profiled_server::service::sessions::SessionSettings {
+            cookie_name: config.sessions.cookie_name.clone(),
+        })
         .with_enricher(enricher);
     let bootstrap_key = service
         .bootstrap(issue_first_key)

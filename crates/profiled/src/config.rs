@@ -32,6 +32,22 @@ pub struct Config {
     pub events: EventsConfig,
     pub enrichment: EnrichmentConfig,
     pub segments: SegmentsConfig,
+    pub sessions: SessionsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// The cookie a browser keeps an end user's session in.
+    pub cookie_name: String,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            cookie_name: profiled_server::service::sessions::SessionSettings::default().cookie_name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +138,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             enrichment: EnrichmentConfig::default(),
             segments: SegmentsConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -409,6 +426,17 @@ impl Config {
         }
         if self.sqlite.read_connections == 0 {
             bail!("sqlite.read_connections must be at least 1");
+        }
+        let cookie_ok = !self.sessions.cookie_name.is_empty()
+            && self
+                .sessions
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !cookie_ok {
+            bail!(
+                "sessions.cookie_name must be a cookie name: letters, digits and !#$%&'*+-.^_`|~"
+            );
         }
         if self.segments.refresh_minutes == 0 {
             bail!("segments.refresh_minutes must be at least 1");

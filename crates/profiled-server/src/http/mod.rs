@@ -1,5 +1,6 @@
 //! The HTTP edge: the native API under `/v1`, `/openapi.json`, `/docs`, `/healthz`.
 
+pub mod end_user;
 pub mod extract;
 mod health;
 pub mod problem;
@@ -43,6 +44,8 @@ pub struct AppState {
         (name = "events", description = "Events, and the computed properties they add up to"),
         (name = "segments", description = "Named filters whose members are kept current"),
         (name = "companies", description = "Accounts profiles belong to"),
+        (name = "sessions", description = "End users' sessions, opened by the product's backend"),
+        (name = "end users", description = "The end user's own profile, through their session"),
         (name = "changes", description = "The change log: profile history and the workspace's change feed"),
         (name = "imports", description = "Bulk upserts and deletes from NDJSON or CSV, as jobs"),
         (name = "deletions", description = "Forgetting people: deletion receipts, bulk erasure"),
@@ -60,6 +63,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        // An end user's session token, as a bearer token or (in a browser) the session
+        // cookie; see `/v1/sessions`.
+        components.add_security_scheme(
+            "session",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
@@ -109,6 +118,11 @@ fn api() -> OpenApiRouter<AppState> {
             v1::schema::delete
         ))
         .routes(routes!(v1::schema::check))
+        .routes(routes!(v1::sessions::create))
+        .routes(routes!(v1::sessions::revoke))
+        .routes(routes!(v1::sessions::revoke_all))
+        .routes(routes!(v1::me::get, v1::me::patch, v1::me::put))
+        .routes(routes!(v1::end_users::get, v1::end_users::put))
         .routes(routes!(v1::companies::list, v1::companies::upsert))
         .routes(routes!(v1::companies::get, v1::companies::delete))
         .routes(routes!(v1::companies::get_by_uid))

@@ -175,6 +175,15 @@ impl IntoResponse for ApiError {
                     error.to_string(),
                 )
             },
+            ApiError::Service(ServiceError::Forbidden(violations)) => Problem {
+                violations,
+                ..Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "Forbidden",
+                    "the request changes what the places in `violations` name, which this caller may not; nothing was changed",
+                )
+            },
             ApiError::Service(ServiceError::NotFound(what)) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "not-found",

@@ -19,6 +19,7 @@ mod rules;
 pub mod schema;
 pub mod search;
 pub mod segments;
+pub mod sessions;
 
 use std::sync::Arc;
 
@@ -49,6 +50,7 @@ pub struct Service {
     events: EventSettings,
     enricher: Enricher,
     segments: SegmentSettings,
+    sessions: sessions::SessionSettings,
     rules_cache: rules::RulesCache,
 }
 
@@ -64,6 +66,7 @@ impl Service {
             events: EventSettings::default(),
             enricher: Enricher::default(),
             segments: SegmentSettings::default(),
+            sessions: Default::default(),
             rules_cache: Default::default(),
         }
     }
@@ -76,6 +79,16 @@ impl Service {
 
     pub fn segment_settings(&self) -> &SegmentSettings {
         &self.segments
+    }
+
+    /// How end users' sessions travel (the cookie's name).
+    pub fn with_sessions(mut self, sessions: sessions::SessionSettings) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    pub fn session_settings(&self) -> &sessions::SessionSettings {
+        &self.sessions
     }
 
     /// Sessions and retention of events.
@@ -186,6 +199,10 @@ pub enum ServiceError {
     /// The input breaks a rule; nothing changed.
     #[error("invalid input")]
     Invalid(Vec<Violation>),
+    /// The caller may not change what the listed places name (an end user writing a
+    /// property that is not theirs to write); nothing changed.
+    #[error("not allowed")]
+    Forbidden(Vec<Violation>),
     /// The request contradicts the current state (a name or identity already taken).
     #[error("{0}")]
     Conflict(String),

@@ -37,7 +37,7 @@ pub struct SchemaBody {
 /// A compiled schema.
 pub struct ProfileSchema {
     validator: Option<jsonschema::Validator>,
-    required: Vec<(String, Vec<String>)>,
+    required: Vec<(String, PropertyPath)>,
 }
 
 impl std::fmt::Debug for ProfileSchema {
@@ -72,7 +72,7 @@ impl ProfileSchema {
             .enumerate()
             .map(|(i, path)| {
                 let parsed = PropertyPath::parse(path, &format!("/required/{i}"))?;
-                Ok((path.clone(), parsed.segments().to_vec()))
+                Ok((path.clone(), parsed))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -84,16 +84,16 @@ impl ProfileSchema {
     /// Every way the properties break the schema, as violations at `/properties/...`.
     pub fn violations(&self, properties: &Map<String, Value>) -> Vec<Violation> {
         let mut violations = Vec::new();
-        for (path, steps) in &self.required {
+        for (path, parsed) in &self.required {
             let mut current = Some(properties);
             let mut value = None;
-            for step in steps {
+            for step in parsed.segments() {
                 value = current.and_then(|map| map.get(step));
                 current = value.and_then(Value::as_object);
             }
             if value.is_none_or(Value::is_null) {
                 violations.push(Violation::new(
-                    format!("/properties/{}", steps.join("/")),
+                    format!("/properties{}", parsed.to_pointer()),
                     format!("`{path}` is required"),
                 ));
             }

@@ -17,6 +17,7 @@ mod profiles;
 mod records;
 mod search;
 mod segments;
+mod sessions;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -35,7 +36,7 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 use crate::{
     ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
     ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
-    SegmentRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
+    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -184,7 +185,7 @@ fn migrator() -> Migrator {
         ),
         migration(
             6,
-            "workspace settings",
+            "workspace settings and sessions",
             include_str!("migrations/0006_workspace_settings.sql"),
         ),
     ]);
@@ -344,6 +345,24 @@ impl Store for PostgresStore {
     async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
         events::delete_definition(&mut conn, ws, key).await
+    }
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<()> {
+        sessions::insert(&self.pool, session).await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        sessions::load(&self.pool, id).await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        ws: WorkspaceId,
+        id: Option<&str>,
+        profile: Option<&ProfileId>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        sessions::revoke(&self.pool, ws, id, profile, now).await
     }
 
     async fn setting(
@@ -611,6 +630,7 @@ impl ProfileTx for PostgresTx {
             changes::forget_profile(&mut self.tx, ws, gone).await?;
             events::delete_of(&mut self.tx, ws, gone).await?;
             segments::forget_profile(&mut self.tx, ws, gone).await?;
+            sessions::forget_profile(&mut self.tx, ws, gone).await?;
             merges::forget_survivor(&mut self.tx, ws, gone).await?;
             merges::forget_absorbed(&mut self.tx, ws, gone).await?;
         }

@@ -17,6 +17,7 @@ mod profiles;
 mod records;
 mod search;
 mod segments;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -36,7 +37,7 @@ use sqlx::sqlite::{
 use crate::{
     ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
     ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
-    SegmentRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
+    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -186,7 +187,7 @@ fn migrator() -> Migrator {
         ),
         migration(
             10,
-            "workspace settings",
+            "workspace settings and sessions",
             include_str!("migrations/0010_workspace_settings.sql"),
         ),
     ]);
@@ -358,6 +359,24 @@ impl Store for SqliteStore {
     async fn delete_computed_definition(&self, ws: WorkspaceId, key: &str) -> Result<bool> {
         let mut conn = self.writer.acquire().await?;
         events::delete_definition(&mut conn, ws, key).await
+    }
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<()> {
+        sessions::insert(&self.writer, session).await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        sessions::load(&self.reader, id).await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        ws: WorkspaceId,
+        id: Option<&str>,
+        profile: Option<&ProfileId>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        sessions::revoke(&self.writer, ws, id, profile, now).await
     }
 
     async fn setting(
@@ -635,6 +654,7 @@ impl ProfileTx for SqliteTx {
             changes::forget_profile(self.slot.conn(), ws, gone).await?;
             events::delete_of(self.slot.conn(), ws, gone).await?;
             segments::forget_profile(self.slot.conn(), ws, gone).await?;
+            sessions::forget_profile(self.slot.conn(), ws, gone).await?;
             merges::forget_survivor(self.slot.conn(), ws, gone).await?;
             merges::forget_absorbed(self.slot.conn(), ws, gone).await?;
         }

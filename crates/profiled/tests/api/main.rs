@@ -12,6 +12,7 @@ mod concurrency;
 mod deletions;
 mod docs;
 mod durability;
+mod end_users;
 mod errors;
 mod events;
 mod exports;

@@ -7,3 +7,18 @@ CREATE TABLE workspace_settings (
     updated_at   BIGINT NOT NULL,
     PRIMARY KEY (workspace_id, name)
 );
+
+-- End users' sessions: an opaque token (only its SHA-256 kept) for one profile, with its
+-- CSRF token (also hashed). A revoked or expired session authenticates nobody.
+CREATE TABLE sessions (
+    id           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    workspace_id BIGINT NOT NULL,
+    profile_id   TEXT COLLATE "C" NOT NULL,
+    secret_hash  BYTEA  NOT NULL,
+    csrf_hash    BYTEA  NOT NULL,
+    created_by   TEXT   NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    revoked_at   BIGINT
+);
+CREATE INDEX sessions_by_profile ON sessions (workspace_id, profile_id);

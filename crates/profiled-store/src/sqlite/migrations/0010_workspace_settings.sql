@@ -7,3 +7,18 @@ CREATE TABLE workspace_settings (
     updated_at   INTEGER NOT NULL,
     PRIMARY KEY (workspace_id, name)
 );
+
+-- End users' sessions: an opaque token (only its SHA-256 kept) for one profile, with its
+-- CSRF token (also hashed). A revoked or expired session authenticates nobody.
+CREATE TABLE sessions (
+    id           TEXT    NOT NULL PRIMARY KEY,
+    workspace_id INTEGER NOT NULL,
+    profile_id   TEXT    NOT NULL,
+    secret_hash  BLOB    NOT NULL,
+    csrf_hash    BLOB    NOT NULL,
+    created_by   TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    revoked_at   INTEGER
+);
+CREATE INDEX sessions_by_profile ON sessions (workspace_id, profile_id);

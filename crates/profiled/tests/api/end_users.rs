@@ -1,0 +1,242 @@
+//! End users and their own profile: sessions opened by the backend, the cookie with CSRF and
+//! origin checks, writable and hidden properties, revocation and expiry.
+
+use profiled_core::Scope;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Reply, TestApp, assert_problem};
+
+struct Session {
+    id: String,
+    token: String,
+    csrf: String,
+    profile_id: String,
+}
+
+async fn open(app: &TestApp, user: &str, ttl: Option<i64>) -> Session {
+    let mut body = json!({"identity": {"user_id": user}});
+    if let Some(ttl) = ttl {
+        body["ttl"] = json!(ttl);
+    }
+    let reply = app.post("/v1/sessions", &app.admin, body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let cookie = reply.header("set-cookie").unwrap().to_owned();
+    let token = reply.body["token"].as_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with(&format!("profiled_session={token};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    Session {
+        id: reply.body["id"].as_str().unwrap().to_owned(),
+        token,
+        csrf: reply.body["csrf_token"].as_str().unwrap().to_owned(),
+        profile_id: reply.body["profile_id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A request as a browser sends it: the session in the cookie, and the given headers.
+async fn browser(
+    app: &TestApp,
+    method: Method,
+    session: &Session,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app
+        .client
+        .request(method, format!("{}/v1/me", app.base))
+        .header(
+            "cookie",
+            format!("theme=dark; profiled_session={}", session.token),
+        );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    TestApp::read(request.send().await.unwrap()).await
+}
+
+async fn bearer(app: &TestApp, method: Method, token: &str, body: Option<Value>) -> Reply {
+    app.call(method, "/v1/me", Some(token), body).await
+}
+
+async fn configure(app: &TestApp) {
+    let reply = app
+        .call(
+            Method::PUT,
+            "/v1/workspace/end-users",
+            Some(&app.admin),
+            Some(json!({"writable": ["name", "prefs"], "hidden": ["internal"], "allowed_origins": ["https://app.example.com"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+backend_test! {
+#[tokio::test]
+async fn an_end_user_reads_and_edits_only_their_own_visible_writable_properties() {
+    let app = TestApp::start().await;
+    configure(&app).await;
+    app.upsert(&app.admin, json!({"identities": {"user_id": "u1"}, "set": {"name": "Ada", "plan": "pro", "internal": {"score": 7}}})).await;
+    app.upsert(&app.admin, json!({"identities": {"user_id": "u2"}, "set": {"name": "Bo"}})).await;
+    let s = open(&app, "u1", None).await;
+
+    let me = bearer(&app, Method::GET, &s.token, None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["id"], s.profile_id.as_str());
+    assert_eq!(me.body["properties"], json!({"name": "Ada", "plan": "pro"}));
+
+    // Writable paths change; read-only and hidden ones are refused, naming each.
+    let ok = bearer(&app, Method::PATCH, &s.token, Some(json!({"set": {"name": "Ada L.", "prefs": {"theme": "dark"}}}))).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.body["properties"], json!({"name": "Ada L.", "plan": "pro", "prefs": {"theme": "dark"}}));
+    let refused = bearer(&app, Method::PATCH, &s.token, Some(json!({"set": {"plan": "enterprise", "internal": 0, "name": "X"}}))).await;
+    assert_problem(&refused, 403);
+    assert_eq!(refused.violation_pointers(), ["/properties/internal", "/properties/plan"]);
+    // A replacement keeps what the end user cannot see, and may not drop what they cannot change.
+    let replaced = bearer(&app, Method::PUT, &s.token, Some(json!({"name": "Ada", "plan": "pro"}))).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_problem(&bearer(&app, Method::PUT, &s.token, Some(json!({"name": "Ada"}))).await, 403);
+    let stored = app.get("/v1/profiles/by/user_id/u1", &app.admin).await;
+    assert_eq!(stored.body["properties"], json!({"name": "Ada", "plan": "pro", "internal": {"score": 7}}));
+    let history = app.get(&format!("/v1/profiles/{}/history", s.profile_id), &app.admin).await;
+    assert_eq!(history.body["changes"][0]["actor"], format!("session:{}", s.id));
+
+    // The session reaches no other profile and no key-protected route.
+    assert_problem(&app.get("/v1/profiles/by/user_id/u2", &s.token).await, 401);
+    assert_problem(&app.get(&format!("/v1/profiles/{}", s.profile_id), &s.token).await, 401);
+    assert_problem(&app.get("/v1/keys", &s.token).await, 401);
+    assert_problem(&bearer(&app, Method::GET, &app.admin, None).await, 401);
+}
+}
+
+backend_test! {
+#[tokio::test]
+async fn cookie_writes_need_the_csrf_token_and_a_trusted_origin() {
+    let app = TestApp::start().await;
+    configure(&app).await;
+    let s = open(&app, "u1", None).await;
+    let change = || Some(json!({"set": {"name": "Z"}}));
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let own = format!("http://{host}");
+
+    // Reading by cookie needs nothing more.
+    assert_eq!(browser(&app, Method::GET, &s, &[], None).await.status, 200);
+    // Writing needs the CSRF token...
+    assert_problem(&browser(&app, Method::PATCH, &s, &[], change()).await, 403);
+    assert_problem(&browser(&app, Method::PATCH, &s, &[("x-csrf-token", "wrong")], change()).await, 403);
+    // ...and, when the browser names one, an origin that is ours or allowed.
+    let evil = [("x-csrf-token", s.csrf.as_str()), ("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")];
+    assert_problem(&browser(&app, Method::PATCH, &s, &evil, change()).await, 403);
+    let sneaky = [("x-csrf-token", s.csrf.as_str()), ("sec-fetch-site", "cross-site")];
+    assert_problem(&browser(&app, Method::PATCH, &s, &sneaky, change()).await, 403);
+    let same = [("x-csrf-token", s.csrf.as_str()), ("origin", own.as_str()), ("sec-fetch-site", "same-origin")];
+    assert_eq!(browser(&app, Method::PATCH, &s, &same, change()).await.status, 200);
+    let allowed = [("x-csrf-token", s.csrf.as_str()), ("origin", "https://app.example.com"), ("sec-fetch-site", "cross-site")];
+    assert_eq!(browser(&app, Method::PATCH, &s, &allowed, change()).await.status, 200);
+    // A server-side proxy sends neither header.
+    let proxy = [("x-csrf-token", s.csrf.as_str())];
+    assert_eq!(browser(&app, Method::PUT, &s, &proxy, Some(json!({"name": "P"}))).await.status, 200);
+    let stored = app.get("/v1/profiles/by/user_id/u1", &app.admin).await;
+    assert_eq!(stored.body["properties"], json!({"name": "P"}));
+}
+}
+
+backend_test! {
+#[tokio::test]
+async fn revoked_and_expired_sessions_stop_working() {
+    let app = TestApp::start().await;
+    let a = open(&app, "u1", None).await;
+    let b = open(&app, "u1", None).await;
+    let short = open(&app, "u2", Some(1)).await;
+    assert_eq!(bearer(&app, Method::GET, &a.token, None).await.status, 200);
+    assert_eq!(app.delete(&format!("/v1/sessions/{}", a.id), &app.admin).await.status, 204);
+    assert_problem(&bearer(&app, Method::GET, &a.token, None).await, 401);
+    assert_problem(&app.delete(&format!("/v1/sessions/{}", a.id), &app.admin).await, 404);
+    assert_eq!(bearer(&app, Method::GET, &b.token, None).await.status, 200);
+    let all = app.delete(&format!("/v1/profiles/{}/sessions", b.profile_id), &app.admin).await;
+    assert_eq!(all.body["revoked"], 1);
+    assert_problem(&bearer(&app, Method::GET, &b.token, None).await, 401);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_problem(&bearer(&app, Method::GET, &short.token, None).await, 401);
+    // A forged token of the right shape authenticates nobody.
+    let forged = format!("{}x", &b.token[..b.token.len() - 1]);
+    assert_problem(&bearer(&app, Method::GET, &forged, None).await, 401);
+}
+}
+
+#[tokio::test]
+async fn sessions_are_opened_by_read_write_and_admin_keys_only() {
+    let app = TestApp::start().await;
+    for scope in [Scope::Write, Scope::Read] {
+        let key = app.key(scope).await;
+        assert_problem(
+            &app.post("/v1/sessions", &key, json!({"identity": {"user_id": "u1"}}))
+                .await,
+            403,
+        );
+    }
+    let rw = app.key(Scope::ReadWrite).await;
+    assert_eq!(
+        app.post("/v1/sessions", &rw, json!({"identity": {"user_id": "u1"}}))
+            .await
+            .status,
+        201
+    );
+    assert_problem(
+        &app.post(
+            "/v1/sessions",
+            &rw,
+            json!({"identity": {"user_id": "u1", "email": "a@x.io"}}),
+        )
+        .await,
+        422,
+    );
+    assert_problem(
+        &app.post(
+            "/v1/sessions",
+            &rw,
+            json!({"identity": {"user_id": "u1"}, "ttl": 0}),
+        )
+        .await,
+        422,
+    );
+    assert_problem(
+        &app.post(
+            "/v1/sessions",
+            &rw,
+            json!({"identity": {"user_id": "u1"}, "ttl": 9_999_999}),
+        )
+        .await,
+        422,
+    );
+    assert_problem(&app.get("/v1/me", &rw).await, 401);
+    let bad = app
+        .call(
+            Method::PUT,
+            "/v1/workspace/end-users",
+            Some(&app.admin),
+            Some(json!({"writable": ["a..b"], "allowed_origins": []})),
+        )
+        .await;
+    assert_problem(&bad, 422);
+    let origin = app
+        .call(
+            Method::PUT,
+            "/v1/workspace/end-users",
+            Some(&app.admin),
+            Some(json!({"allowed_origins": ["app.example.com"]})),
+        )
+        .await;
+    assert_problem(&origin, 422);
+    assert_eq!(origin.violation_pointers(), ["/allowed_origins/0"]);
+}
