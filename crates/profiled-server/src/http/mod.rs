@@ -119,6 +119,12 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(v1::schema::check))
         .routes(routes!(v1::sessions::create))
+        .routes(routes!(v1::sessions::exchange))
+        .routes(routes!(
+            v1::end_users::get_identity_provider,
+            v1::end_users::put_identity_provider,
+            v1::end_users::delete_identity_provider
+        ))
         .routes(routes!(v1::sessions::revoke))
         .routes(routes!(v1::sessions::revoke_all))
         .routes(routes!(v1::me::get, v1::me::patch, v1::me::put))

@@ -11,6 +11,7 @@ pub mod deletions;
 mod enrichment;
 pub mod events;
 pub mod exports;
+pub mod identity_provider;
 pub mod imports;
 mod key_cache;
 mod merges;

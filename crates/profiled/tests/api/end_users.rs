@@ -240,3 +240,85 @@ async fn sessions_are_opened_by_read_write_and_admin_keys_only() {
     assert_problem(&origin, 422);
     assert_eq!(origin.violation_pointers(), ["/allowed_origins/0"]);
 }
+
+fn jwt(alg: jsonwebtoken::Algorithm, kid: Option<&str>, claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    let key = match alg {
+        jsonwebtoken::Algorithm::HS256 => {
+            jsonwebtoken::EncodingKey::from_secret(b"a-shared-secret-of-at-least-32-bytes!")
+        }
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/idp-test-key.pem"))
+            .unwrap(),
+    };
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn in_secs(secs: i64) -> i64 {
+    jiff::Timestamp::now().as_second() + secs
+}
+
+async fn exchange(app: &TestApp, token: &str) -> Reply {
+    app.client
+        .post(format!("{}/v1/sessions/exchange", app.base))
+        .json(&json!({"workspace": "default", "token": token}))
+        .send()
+        .await
+        .map(TestApp::read)
+        .unwrap()
+        .await
+}
+
+backend_test! {
+#[tokio::test]
+async fn jwts_of_the_workspaces_identity_provider_open_sessions() {
+    let app = TestApp::start().await;
+    let hs = jwt(jsonwebtoken::Algorithm::HS256, None, json!({"sub": "u1", "exp": in_secs(300), "iss": "https://idp.example.com"}));
+    assert_problem(&exchange(&app, &hs).await, 401);
+
+    let idp = json!({
+        "hs256_secret": "a-shared-secret-of-at-least-32-bytes!",
+        "jwks": serde_json::from_str::<Value>(include_str!("fixtures/idp-test-jwks.json")).unwrap(),
+        "issuer": "https://idp.example.com",
+        "audience": "profiled"
+    });
+    let set = app.call(Method::PUT, "/v1/workspace/identity-provider", Some(&app.admin), Some(idp)).await;
+    assert_eq!(set.status, 204, "{}", set.body);
+    let shown = app.get("/v1/workspace/identity-provider", &app.admin).await;
+    assert_eq!(shown.body["hs256_secret"], "********");
+
+    let claims = |sub: &str, exp: i64| json!({"sub": sub, "exp": exp, "iss": "https://idp.example.com", "aud": "profiled"});
+    let opened = exchange(&app, &jwt(jsonwebtoken::Algorithm::HS256, None, claims("u1", in_secs(300)))).await;
+    assert_eq!(opened.status, 201, "{}", opened.body);
+    assert!(opened.header("set-cookie").unwrap().starts_with("profiled_session="));
+    let token = opened.body["token"].as_str().unwrap();
+    let me = bearer(&app, Method::GET, token, None).await;
+    assert_eq!(me.body["identities"], json!([{"kind": "user_id", "value": "u1"}]));
+    let history = app.get(&format!("/v1/profiles/{}/history", me.body["id"].as_str().unwrap()), &app.admin).await;
+    assert_eq!(history.body["changes"][0]["actor"], "jwt:https://idp.example.com");
+
+    let rs = exchange(&app, &jwt(jsonwebtoken::Algorithm::RS256, Some("test-1"), claims("u2", in_secs(300)))).await;
+    assert_eq!(rs.status, 201, "{}", rs.body);
+
+    // Expired, wrong audience, wrong issuer, unknown key, a forged signature, no sub.
+    let refused = [
+        jwt(jsonwebtoken::Algorithm::HS256, None, claims("u1", in_secs(-120))),
+        jwt(jsonwebtoken::Algorithm::HS256, None, json!({"sub": "u1", "exp": in_secs(300), "iss": "https://idp.example.com", "aud": "other"})),
+        jwt(jsonwebtoken::Algorithm::HS256, None, json!({"sub": "u1", "exp": in_secs(300), "iss": "https://evil.example", "aud": "profiled"})),
+        jwt(jsonwebtoken::Algorithm::RS256, Some("unknown"), claims("u1", in_secs(300))),
+        format!("{}x", &jwt(jsonwebtoken::Algorithm::RS256, Some("test-1"), claims("u1", in_secs(300)))),
+        jwt(jsonwebtoken::Algorithm::HS256, None, json!({"exp": in_secs(300), "iss": "https://idp.example.com", "aud": "profiled"})),
+        "not a jwt".to_owned(),
+    ];
+    for token in refused {
+        assert_problem(&exchange(&app, &token).await, 401);
+    }
+
+    let weak = app
+        .call(Method::PUT, "/v1/workspace/identity-provider", Some(&app.admin), Some(json!({"hs256_secret": "short"})))
+        .await;
+    assert_problem(&weak, 422);
+    assert_eq!(app.delete("/v1/workspace/identity-provider", &app.admin).await.status, 204);
+    assert_problem(&exchange(&app, &jwt(jsonwebtoken::Algorithm::HS256, None, claims("u1", in_secs(300)))).await, 401);
+}
+}

@@ -96,6 +96,17 @@ async fn every_write_path_is_checked_and_stored_profiles_stay() {
     let reason = imported.body["failures"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("/properties/age") && reason.contains("/properties/email"), "{reason}");
 
+    // The end user's own edits.
+    app.call(Method::PUT, "/v1/workspace/end-users", Some(&app.admin), Some(json!({"writable": ["age"]})))
+        .await;
+    let session = app.post("/v1/sessions", &app.admin, json!({"identity": {"user_id": "u1"}})).await;
+    let token = session.body["token"].as_str().unwrap();
+    let mine = app.call(Method::PATCH, "/v1/me", Some(token), Some(json!({"set": {"age": -1}}))).await;
+    assert_problem(&mine, 422);
+    assert_eq!(mine.violation_pointers(), ["/properties/age"]);
+    let fine = app.call(Method::PATCH, "/v1/me", Some(token), Some(json!({"set": {"age": 31}}))).await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+
     // A write that leaves a legacy profile's properties alone is not refused (an event).
     let event = app
         .post("/v1/events", &app.admin, json!({"events": [{"identities": {"user_id": "old"}, "name": "visit"}]}))

@@ -3,10 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiError, Problem};
+use crate::service::ServiceError;
+use crate::service::identity_provider::IdentityProvider;
 use crate::service::sessions::EndUserSettings;
 
 #[utoipa::path(
@@ -38,4 +41,58 @@ pub async fn put(
     let ws = caller.admin()?;
     state.service.set_end_user_settings(ws, &settings).await?;
     Ok(Json(settings))
+}
+
+#[utoipa::path(
+    get, path = "/v1/workspace/identity-provider", tag = "end users",
+    responses((status = 200, body = IdentityProvider), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// The identity provider whose JWTs open sessions (the HS256 secret shown as `********`).
+pub async fn get_identity_provider(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<IdentityProvider>, ApiError> {
+    let ws = caller.admin()?;
+    state
+        .service
+        .identity_provider(ws)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ServiceError::NotFound("an identity provider".into()).into())
+}
+
+#[utoipa::path(
+    put, path = "/v1/workspace/identity-provider", tag = "end users",
+    request_body = IdentityProvider,
+    responses((status = 204, description = "Trusted from now on"), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// Trust an identity provider: `POST /v1/sessions/exchange` then opens sessions for its JWTs.
+pub async fn put_identity_provider(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(idp): ApiJson<IdentityProvider>,
+) -> Result<StatusCode, ApiError> {
+    let ws = caller.admin()?;
+    state.service.set_identity_provider(ws, Some(&idp)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    delete, path = "/v1/workspace/identity-provider", tag = "end users",
+    responses((status = 204, description = "No provider is trusted any more"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// Stop trusting the identity provider (sessions already opened stay until revoked).
+pub async fn delete_identity_provider(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    let ws = caller.admin()?;
+    if state.service.set_identity_provider(ws, None).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServiceError::NotFound("an identity provider".into()).into())
+    }
 }

@@ -75,30 +75,7 @@ pub async fn create(
         .service
         .create_session(ws, &caller.context(origin), identities.remove(0), ttl)
         .await?;
-    let max_age = issued
-        .record
-        .expires_at
-        .duration_since(issued.record.created_at)
-        .as_secs();
-    let cookie = session_cookie(
-        &state.service.session_settings().cookie_name,
-        &issued.token,
-        max_age,
-        over_tls(&headers),
-    );
-    let view = SessionView {
-        id: issued.record.id,
-        token: issued.token,
-        csrf_token: issued.csrf_token,
-        profile_id: issued.record.profile_id.0,
-        expires_at: issued.record.expires_at.to_string(),
-    };
-    Ok((
-        StatusCode::CREATED,
-        [(header::SET_COOKIE, cookie)],
-        Json(view),
-    )
-        .into_response())
+    Ok(opened(&state, &headers, issued))
 }
 
 #[utoipa::path(
@@ -142,4 +119,74 @@ pub async fn revoke_all(
         .revoke_profile_sessions(ws, &ProfileId(id))
         .await?;
     Ok(Json(Revoked { revoked }))
+}
+
+/// Exchange a JWT from the workspace's identity provider for a session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeBody {
+    /// The workspace's name.
+    #[schema(example = "default")]
+    pub workspace: String,
+    /// The JWT (HS256 or RS256) whose `sub` names the end user.
+    pub token: String,
+}
+
+#[utoipa::path(
+    post, path = "/v1/sessions/exchange", tag = "sessions",
+    request_body = ExchangeBody,
+    responses(
+        (status = 201, description = "Opened; the token also comes as the session cookie", body = SessionView),
+        (status = 401, description = "The token does not check out, or the workspace trusts no identity provider", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+/// Open a session with a JWT from the workspace's own identity provider (no API key).
+///
+/// The signature (HS256 or RS256), `exp`, `nbf` and, when configured, `iss` and `aud` must
+/// check out; `sub` names the end user (as a `user_id` unless configured otherwise).
+pub async fn exchange(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ExchangeBody>,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .service
+        .exchange_token(&body.workspace, &body.token)
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "the token is not accepted: bad signature, expired, wrong issuer or audience, or the workspace trusts no identity provider",
+        ))?;
+    Ok(opened(&state, &headers, issued))
+}
+
+/// The response that hands a new session over: the body, and the cookie.
+fn opened(
+    state: &AppState,
+    headers: &HeaderMap,
+    issued: crate::service::sessions::IssuedSession,
+) -> Response {
+    let max_age = issued
+        .record
+        .expires_at
+        .duration_since(issued.record.created_at)
+        .as_secs();
+    let cookie = session_cookie(
+        &state.service.session_settings().cookie_name,
+        &issued.token,
+        max_age,
+        over_tls(headers),
+    );
+    let view = SessionView {
+        id: issued.record.id,
+        token: issued.token,
+        csrf_token: issued.csrf_token,
+        profile_id: issued.record.profile_id.0,
+        expires_at: issued.record.expires_at.to_string(),
+    };
+    (
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(view),
+    )
+        .into_response()
 }
