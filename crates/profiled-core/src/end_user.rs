@@ -14,6 +14,8 @@ pub struct EndUserRules {
     pub writable: Vec<PropertyPath>,
     /// Paths the end user never sees nor changes (with everything below them).
     pub hidden: Vec<PropertyPath>,
+    /// Writable paths whose changes wait for a code sent to the new value.
+    pub verified: Vec<PropertyPath>,
 }
 
 /// Whether `path` is `prefix` or below it.
@@ -23,7 +25,12 @@ fn under(path: &[String], prefix: &PropertyPath) -> bool {
 
 impl EndUserRules {
     /// Parses the two lists; `at` is where they came from, for errors.
-    pub fn parse(writable: &[String], hidden: &[String], at: &str) -> Result<Self, DomainError> {
+    pub fn parse(
+        writable: &[String],
+        hidden: &[String],
+        verified: &[String],
+        at: &str,
+    ) -> Result<Self, DomainError> {
         let parse = |list: &[String], name: &str| {
             list.iter()
                 .enumerate()
@@ -33,7 +40,25 @@ impl EndUserRules {
         Ok(Self {
             writable: parse(writable, "writable")?,
             hidden: parse(hidden, "hidden")?,
+            verified: parse(verified, "verified")?,
         })
+    }
+
+    /// The verified paths a write changes, with their new values (`null` when removed),
+    /// keyed by path.
+    pub fn verified_changes(
+        &self,
+        before: &Map<String, Value>,
+        after: &Map<String, Value>,
+    ) -> Map<String, Value> {
+        self.verified
+            .iter()
+            .filter(|path| get(before, path.segments()) != get(after, path.segments()))
+            .map(|path| {
+                let value = get(after, path.segments()).cloned().unwrap_or(Value::Null);
+                (path.to_string(), value)
+            })
+            .collect()
     }
 
     fn is_hidden(&self, path: &[String]) -> bool {
@@ -169,8 +194,9 @@ mod tests {
 
     fn rules() -> EndUserRules {
         EndUserRules::parse(
-            &["name".into(), "prefs".into()],
+            &["name".into(), "prefs".into(), "phone".into()],
             &["internal".into(), "prefs.flags".into()],
+            &["phone".into()],
             "",
         )
         .unwrap()
@@ -209,6 +235,22 @@ mod tests {
         let DomainError::Invalid(violations) = rules().check_write(&before, &bad).unwrap_err();
         let pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
         assert_eq!(pointers, ["/properties/plan", "/properties/prefs/flags"]);
+    }
+
+    #[test]
+    fn verified_changes_name_the_paths_and_new_values() {
+        let before = map(json!({"name": "Ada", "phone": "+1"}));
+        let after = map(json!({"name": "Bo", "phone": "+2"}));
+        assert_eq!(
+            rules().verified_changes(&before, &after),
+            map(json!({"phone": "+2"}))
+        );
+        let gone = map(json!({"name": "Ada"}));
+        assert_eq!(
+            rules().verified_changes(&before, &gone),
+            map(json!({"phone": null}))
+        );
+        assert!(rules().verified_changes(&before, &before).is_empty());
     }
 
     proptest! {

@@ -21,7 +21,8 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 pub use error::StoreError;
 pub use records::{
     ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
-    SegmentMember, SegmentMove, SegmentRecord, SessionRecord, StoredEvent, StoredMerge, Workspace,
+    SegmentMember, SegmentMove, SegmentRecord, SessionRecord, StoredEvent, StoredMerge,
+    VerificationRecord, Workspace,
 };
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
@@ -133,6 +134,29 @@ pub trait Store: Send + Sync + 'static {
         id: Option<&str>,
         profile: Option<&ProfileId>,
         now: Timestamp,
+    ) -> Result<u64>;
+
+    /// A profile's change waiting for its verification code.
+    async fn verification(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+    ) -> Result<Option<VerificationRecord>>;
+    /// Saves a profile's pending verification (replacing any), or removes it (`None`).
+    async fn save_verification(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        record: Option<&VerificationRecord>,
+    ) -> Result<()>;
+    /// Records a code sent to a profile at `at` and returns how many were sent since `since`,
+    /// this one included (older records are dropped).
+    async fn count_verification_send(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        at: Timestamp,
+        since: Timestamp,
     ) -> Result<u64>;
 
     /// A workspace setting (a JSON document by name) and when it was last saved.

@@ -204,3 +204,17 @@ impl std::fmt::Debug for SessionRecord {
             .finish_non_exhaustive()
     }
 }
+
+/// An end user's change waiting for its verification code (hashes only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationRecord {
+    pub workspace_id: WorkspaceId,
+    pub profile_id: profiled_core::ProfileId,
+    /// SHA-256 of the verified part of the change, so only the same change is applied.
+    pub change_hash: Vec<u8>,
+    pub code_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Wrong codes tried so far.
+    pub attempts: i64,
+}

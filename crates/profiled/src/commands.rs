@@ -46,6 +46,7 @@ pub async fn open_service(
         .with_retention(config.change_log.retention())
         .with_events(config.events.settings())
         .with_segments(config.segments.settings())
+        .with_verification(config.verification.sender(), config.verification.code_ttl())
         .with_sessions(profiled_server::service::sessions::SessionSettings {
             cookie_name: config.sessions.cookie_name.clone(),
         })

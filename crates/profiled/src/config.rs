@@ -33,6 +33,58 @@ pub struct Config {
     pub enrichment: EnrichmentConfig,
     pub segments: SegmentsConfig,
     pub sessions: SessionsConfig,
+    pub verification: VerificationConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderKind {
+    /// Verified properties cannot change.
+    #[default]
+    None,
+    /// Logs codes and shows them at `/v1/dev/verification-codes`: development only.
+    Development,
+    /// POSTs each code to `webhook_url`.
+    Webhook,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationConfig {
+    pub sender: SenderKind,
+    pub webhook_url: Option<String>,
+    /// Signs each webhook body (HMAC-SHA256 in `X-Profiled-Signature`).
+    pub webhook_secret: Option<String>,
+    pub code_ttl_minutes: u32,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        Self {
+            sender: SenderKind::None,
+            webhook_url: None,
+            webhook_secret: None,
+            code_ttl_minutes: 10,
+        }
+    }
+}
+
+impl VerificationConfig {
+    pub fn sender(&self) -> profiled_server::service::verification::Sender {
+        use profiled_server::service::verification::Sender;
+        match self.sender {
+            SenderKind::None => Sender::None,
+            SenderKind::Development => Sender::development(),
+            SenderKind::Webhook => Sender::webhook(
+                self.webhook_url.clone().unwrap_or_default(),
+                self.webhook_secret.clone(),
+            ),
+        }
+    }
+
+    pub fn code_ttl(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_mins(i64::from(self.code_ttl_minutes))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +191,7 @@ impl Default for Config {
             enrichment: EnrichmentConfig::default(),
             segments: SegmentsConfig::default(),
             sessions: SessionsConfig::default(),
+            verification: VerificationConfig::default(),
         }
     }
 }
@@ -437,6 +490,20 @@ impl Config {
             bail!(
                 "sessions.cookie_name must be a cookie name: letters, digits and !#$%&'*+-.^_`|~"
             );
+        }
+        if self.verification.sender == SenderKind::Webhook
+            && !self
+                .verification
+                .webhook_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!(
+                "verification.webhook_url must be an http(s) URL when verification.sender is webhook"
+            );
+        }
+        if self.verification.code_ttl_minutes == 0 {
+            bail!("verification.code_ttl_minutes must be at least 1");
         }
         if self.segments.refresh_minutes == 0 {
             bail!("segments.refresh_minutes must be at least 1");

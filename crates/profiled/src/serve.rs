@@ -23,6 +23,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(profiled_server::service::run_segment_worker(
         service.clone(),
     ));
+    if config.verification.sender == crate::config::SenderKind::Development {
+        tracing::warn!(
+            "verification codes go to the development sender: they are logged and readable at /v1/dev/verification-codes; do not use it in production"
+        );
+    }
     match &config.enrichment.geoip_database {
         Some(path) => {
             tracing::info!(geoip_database = %path.display(), "locations from IP addresses are on")

@@ -120,6 +120,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::schema::check))
         .routes(routes!(v1::sessions::create))
         .routes(routes!(v1::sessions::exchange))
+        .routes(routes!(v1::end_users::development_codes))
         .routes(routes!(
             v1::end_users::get_identity_provider,
             v1::end_users::put_identity_provider,

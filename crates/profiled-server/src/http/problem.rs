@@ -184,6 +184,27 @@ impl IntoResponse for ApiError {
                     "the request changes what the places in `violations` name, which this caller may not; nothing was changed",
                 )
             },
+            ApiError::Service(ServiceError::BadCode(detail)) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "verification-code",
+                "Verification failed",
+                detail,
+            ),
+            ApiError::Service(ServiceError::TooManyRequests(detail)) => {
+                retry_after = true;
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-requests",
+                    "Too Many Requests",
+                    detail,
+                )
+            }
+            ApiError::Service(ServiceError::Unavailable(detail)) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service Unavailable",
+                detail,
+            ),
             ApiError::Service(ServiceError::NotFound(what)) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "not-found",

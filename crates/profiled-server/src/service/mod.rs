@@ -21,6 +21,7 @@ pub mod schema;
 pub mod search;
 pub mod segments;
 pub mod sessions;
+pub mod verification;
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub struct Service {
     enricher: Enricher,
     segments: SegmentSettings,
     sessions: sessions::SessionSettings,
+    sender: verification::Sender,
+    code_ttl: jiff::SignedDuration,
     rules_cache: rules::RulesCache,
 }
 
@@ -68,6 +71,8 @@ impl Service {
             enricher: Enricher::default(),
             segments: SegmentSettings::default(),
             sessions: Default::default(),
+            sender: verification::Sender::None,
+            code_ttl: jiff::SignedDuration::from_mins(10),
             rules_cache: Default::default(),
         }
     }
@@ -85,6 +90,17 @@ impl Service {
     /// How end users' sessions travel (the cookie's name).
     pub fn with_sessions(mut self, sessions: sessions::SessionSettings) -> Self {
         self.sessions = sessions;
+        self
+    }
+
+    /// How verification codes are sent, and how long one is valid.
+    pub fn with_verification(
+        mut self,
+        sender: verification::Sender,
+        code_ttl: jiff::SignedDuration,
+    ) -> Self {
+        self.sender = sender;
+        self.code_ttl = code_ttl;
         self
     }
 
@@ -204,6 +220,15 @@ pub enum ServiceError {
     /// property that is not theirs to write); nothing changed.
     #[error("not allowed")]
     Forbidden(Vec<Violation>),
+    /// A verification code is wrong, expired or used up; says which.
+    #[error("{0}")]
+    BadCode(String),
+    /// Too many requests of a kind (codes sent to one profile).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// Something the request needs is not configured or not reachable.
+    #[error("{0}")]
+    Unavailable(String),
     /// The request contradicts the current state (a name or identity already taken).
     #[error("{0}")]
     Conflict(String),

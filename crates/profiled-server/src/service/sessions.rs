@@ -101,11 +101,21 @@ pub struct EndUserSettings {
     #[serde(default)]
     #[schema(example = json!(["https://app.example.com"]))]
     pub allowed_origins: Vec<String>,
+    /// Writable paths whose changes wait for a code sent to the new value (`phone`, `email`):
+    /// the write answers 202, and applies when repeated with the code.
+    #[serde(default)]
+    #[schema(example = json!(["phone"]))]
+    pub verified: Vec<String>,
 }
 
 impl EndUserSettings {
     pub fn rules(&self) -> Result<EndUserRules> {
-        Ok(EndUserRules::parse(&self.writable, &self.hidden, "")?)
+        Ok(EndUserRules::parse(
+            &self.writable,
+            &self.hidden,
+            &self.verified,
+            "",
+        )?)
     }
 
     fn check(&self) -> Result<()> {
@@ -126,6 +136,15 @@ impl EndUserSettings {
         }
         Ok(())
     }
+}
+
+/// What became of an end user's write.
+#[derive(Debug, Clone)]
+pub enum MyWrite {
+    /// Written; the profile as the end user sees it.
+    Applied(Box<Profile>),
+    /// It changes a verified property: a code was sent, and nothing changed yet.
+    Pending(super::verification::Pending),
 }
 
 /// What an end user's write asks for.
@@ -306,7 +325,8 @@ impl Service {
         &self,
         user: &EndUser,
         change: EndUserChange,
-    ) -> Result<Profile> {
+        verification: &super::verification::Verification,
+    ) -> Result<MyWrite> {
         let ws = user.workspace;
         let rules = self.end_user_settings(ws).await?.rules()?;
         // The check is made on the profile as read; if another write lands in between, the
@@ -325,6 +345,20 @@ impl Service {
             rules
                 .check_write(&current.properties, &wanted)
                 .map_err(|profiled_core::DomainError::Invalid(v)| ServiceError::Forbidden(v))?;
+            let verified = rules.verified_changes(&current.properties, &wanted);
+            if !verified.is_empty() {
+                // The whole write waits: checked now (so a code is not sent for a write that
+                // would be refused), applied only with the right code.
+                let mut candidate = current.clone();
+                candidate.properties = wanted.clone();
+                self.write_rules(ws).await?.validate(&candidate)?;
+                if let Some(pending) = self
+                    .verify_change(ws, &current.id, &verified, verification)
+                    .await?
+                {
+                    return Ok(MyWrite::Pending(pending));
+                }
+            }
             let outcome = self
                 .change(
                     ws,
@@ -339,7 +373,7 @@ impl Service {
                 Err(e) => return Err(e),
                 Ok(mut written) => {
                     written.properties = rules.visible(&written.properties);
-                    return Ok(written);
+                    return Ok(MyWrite::Applied(Box::new(written)));
                 }
             }
         }

@@ -36,7 +36,8 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 use crate::{
     ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
     ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
-    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
+    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, VerificationRecord,
+    Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -363,6 +364,33 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<u64> {
         sessions::revoke(&self.pool, ws, id, profile, now).await
+    }
+
+    async fn verification(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+    ) -> Result<Option<VerificationRecord>> {
+        sessions::verification(&self.pool, ws, profile).await
+    }
+
+    async fn save_verification(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        record: Option<&VerificationRecord>,
+    ) -> Result<()> {
+        sessions::save_verification(&self.pool, ws, profile, record).await
+    }
+
+    async fn count_verification_send(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        at: Timestamp,
+        since: Timestamp,
+    ) -> Result<u64> {
+        sessions::count_send(&self.pool, ws, profile, at, since).await
     }
 
     async fn setting(

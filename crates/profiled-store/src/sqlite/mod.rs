@@ -37,7 +37,8 @@ use sqlx::sqlite::{
 use crate::{
     ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
     ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
-    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, Workspace,
+    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, VerificationRecord,
+    Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -377,6 +378,33 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<u64> {
         sessions::revoke(&self.writer, ws, id, profile, now).await
+    }
+
+    async fn verification(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+    ) -> Result<Option<VerificationRecord>> {
+        sessions::verification(&self.writer, ws, profile).await
+    }
+
+    async fn save_verification(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        record: Option<&VerificationRecord>,
+    ) -> Result<()> {
+        sessions::save_verification(&self.writer, ws, profile, record).await
+    }
+
+    async fn count_verification_send(
+        &self,
+        ws: WorkspaceId,
+        profile: &ProfileId,
+        at: Timestamp,
+        since: Timestamp,
+    ) -> Result<u64> {
+        sessions::count_send(&self.writer, ws, profile, at, since).await
     }
 
     async fn setting(

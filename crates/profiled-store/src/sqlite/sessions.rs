@@ -5,7 +5,7 @@ use profiled_core::{ProfileId, WorkspaceId};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{from_micros, micros};
-use crate::{Result, SessionRecord};
+use crate::{Result, SessionRecord, VerificationRecord};
 
 pub(super) async fn insert(pool: &SqlitePool, s: &SessionRecord) -> Result<()> {
     sqlx::query(
@@ -75,16 +75,115 @@ pub(super) async fn revoke(
     Ok(done.rows_affected())
 }
 
-/// Deletes a profile's sessions (it is forgotten).
+/// Deletes a profile's sessions and verifications (it is forgotten).
 pub(super) async fn forget_profile(
     conn: &mut SqliteConnection,
     ws: WorkspaceId,
     id: &ProfileId,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE workspace_id = ? AND profile_id = ?")
+    // Sessions, and codes waiting or sent: nothing of the profile stays behind.
+    for table in ["sessions", "verifications", "verification_sends"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE workspace_id = ? AND profile_id = ?"
+        )))
         .bind(ws.0)
         .bind(&id.0)
         .execute(&mut *conn)
         .await?;
+    }
     Ok(())
+}
+
+pub(super) async fn verification(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    profile: &ProfileId,
+) -> Result<Option<VerificationRecord>> {
+    let row = sqlx::query(
+        "SELECT change_hash, code_hash, created_at, expires_at, attempts FROM verifications \
+         WHERE workspace_id = ? AND profile_id = ?",
+    )
+    .bind(ws.0)
+    .bind(&profile.0)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(VerificationRecord {
+            workspace_id: ws,
+            profile_id: profile.clone(),
+            change_hash: r.try_get("change_hash")?,
+            code_hash: r.try_get("code_hash")?,
+            created_at: from_micros(r.try_get("created_at")?)?,
+            expires_at: from_micros(r.try_get("expires_at")?)?,
+            attempts: r.try_get("attempts")?,
+        })
+    })
+    .transpose()
+}
+
+/// Saves a pending verification (replacing the profile's previous one), or with `None`
+/// removes it.
+pub(super) async fn save_verification(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    profile: &ProfileId,
+    record: Option<&VerificationRecord>,
+) -> Result<()> {
+    match record {
+        Some(v) => {
+            sqlx::query(
+                "INSERT INTO verifications (workspace_id, profile_id, change_hash, code_hash, created_at, \
+                 expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, profile_id) \
+                 DO UPDATE SET change_hash = excluded.change_hash, code_hash = excluded.code_hash, \
+                 created_at = excluded.created_at, expires_at = excluded.expires_at, attempts = excluded.attempts",
+            )
+            .bind(ws.0)
+            .bind(&profile.0)
+            .bind(&v.change_hash)
+            .bind(&v.code_hash)
+            .bind(micros(v.created_at))
+            .bind(micros(v.expires_at))
+            .bind(v.attempts)
+            .execute(pool)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM verifications WHERE workspace_id = ? AND profile_id = ?")
+                .bind(ws.0)
+                .bind(&profile.0)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a code sent at `at`, and returns how many were sent to the profile since `since`
+/// (this one included).
+pub(super) async fn count_send(
+    pool: &SqlitePool,
+    ws: WorkspaceId,
+    profile: &ProfileId,
+    at: Timestamp,
+    since: Timestamp,
+) -> Result<u64> {
+    sqlx::query("DELETE FROM verification_sends WHERE at < ?")
+        .bind(micros(since))
+        .execute(pool)
+        .await?;
+    sqlx::query("INSERT INTO verification_sends (workspace_id, profile_id, at) VALUES (?, ?, ?)")
+        .bind(ws.0)
+        .bind(&profile.0)
+        .bind(micros(at))
+        .execute(pool)
+        .await?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM verification_sends WHERE workspace_id = ? AND profile_id = ? AND at >= ?",
+    )
+    .bind(ws.0)
+    .bind(&profile.0)
+    .bind(micros(since))
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or_default())
 }

@@ -322,3 +322,220 @@ async fn jwts_of_the_workspaces_identity_provider_open_sessions() {
     assert_problem(&exchange(&app, &jwt(jsonwebtoken::Algorithm::HS256, None, claims("u1", in_secs(300)))).await, 401);
 }
 }
+
+async fn codes(app: &TestApp, profile_id: &str) -> Vec<Value> {
+    let reply = app
+        .get(
+            &format!("/v1/dev/verification-codes?profile_id={profile_id}"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["codes"].as_array().unwrap().clone()
+}
+
+async fn verified(app: &TestApp, token: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+    let mut request = app
+        .client
+        .patch(format!("{}/v1/me", app.base))
+        .bearer_auth(token)
+        .json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    TestApp::read(request.send().await.unwrap()).await
+}
+
+backend_test! {
+#[tokio::test]
+async fn a_verified_property_changes_only_with_the_code_sent_to_the_new_value() {
+    let app = TestApp::start_setup(crate::support::Setup {
+        verification: Some(None),
+        ..Default::default()
+    })
+    .await;
+    let settings = json!({"writable": ["name", "phone"], "verified": ["phone"]});
+    app.call(Method::PUT, "/v1/workspace/end-users", Some(&app.admin), Some(settings)).await;
+    let s = open(&app, "u1", None).await;
+    let change = json!({"set": {"phone": "+4915112345678", "name": "Ada"}});
+
+    // The write waits, whole: 202, a code to the new number, nothing changed.
+    let pending = verified(&app, &s.token, change.clone(), &[]).await;
+    assert_eq!(pending.status, 202, "{}", pending.body);
+    assert_eq!(pending.body["status"], "verification_sent");
+    let sent = codes(&app, &s.profile_id).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["values"], json!({"phone": "+4915112345678"}));
+    let code = sent[0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(bearer(&app, Method::GET, &s.token, None).await.body["properties"], json!({}));
+
+    // A wrong code says so and changes nothing; another change is not this one's.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let reply = verified(&app, &s.token, change.clone(), &[("x-verification-code", wrong)]).await;
+    assert_problem(&reply, 400);
+    assert!(reply.body["detail"].as_str().unwrap().contains("wrong"), "{}", reply.body);
+    let other = json!({"set": {"phone": "+4900000000", "name": "Ada"}});
+    let reply = verified(&app, &s.token, other, &[("x-verification-code", code.as_str())]).await;
+    assert_problem(&reply, 400);
+    assert!(reply.body["detail"].as_str().unwrap().contains("no code was sent"), "{}", reply.body);
+
+    // The right code applies it, once.
+    let applied = verified(&app, &s.token, change.clone(), &[("x-verification-code", code.as_str())]).await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert_eq!(applied.body["properties"], json!({"phone": "+4915112345678", "name": "Ada"}));
+    assert_problem(&verified(&app, &s.token, json!({"set": {"phone": "+1"}}), &[("x-verification-code", code.as_str())]).await, 400);
+
+    // Other writable properties change at once.
+    assert_eq!(verified(&app, &s.token, json!({"set": {"name": "Bo"}}), &[]).await.status, 200);
+
+    // Five wrong tries use a code up; resend gives a new one.
+    let next = json!({"set": {"phone": "+4917000000000"}});
+    assert_eq!(verified(&app, &s.token, next.clone(), &[]).await.status, 202);
+    let code = codes(&app, &s.profile_id).await[0]["code"].as_str().unwrap().to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        assert_problem(&verified(&app, &s.token, next.clone(), &[("x-verification-code", wrong)]).await, 400);
+    }
+    let used_up = verified(&app, &s.token, next.clone(), &[("x-verification-code", code.as_str())]).await;
+    assert_problem(&used_up, 400);
+    assert!(used_up.body["detail"].as_str().unwrap().contains("resend"), "{}", used_up.body);
+    let resent = verified(&app, &s.token, next.clone(), &[("x-verification-resend", "true")]).await;
+    assert_eq!(resent.status, 202);
+    let fresh = codes(&app, &s.profile_id).await[0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(verified(&app, &s.token, next.clone(), &[("x-verification-code", fresh.as_str())]).await.status, 200);
+
+    // At most five codes an hour per profile (three were sent so far).
+    let third = json!({"set": {"phone": "+4917111111111"}});
+    for _ in 0..2 {
+        assert_eq!(verified(&app, &s.token, third.clone(), &[("x-verification-resend", "true")]).await.status, 202);
+    }
+    assert_problem(&verified(&app, &s.token, third, &[("x-verification-resend", "true")]).await, 429);
+}
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused_and_without_a_sender_verified_properties_stay() {
+    let app = TestApp::start_setup(crate::support::Setup {
+        verification: Some(None),
+        code_ttl: Some(jiff::SignedDuration::from_secs(1)),
+        ..Default::default()
+    })
+    .await;
+    let settings = json!({"writable": ["phone"], "verified": ["phone"]});
+    app.call(
+        Method::PUT,
+        "/v1/workspace/end-users",
+        Some(&app.admin),
+        Some(settings.clone()),
+    )
+    .await;
+    let s = open(&app, "u1", None).await;
+    let change = json!({"set": {"phone": "+4915112345678"}});
+    assert_eq!(
+        verified(&app, &s.token, change.clone(), &[]).await.status,
+        202
+    );
+    let code = codes(&app, &s.profile_id).await[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let expired = verified(
+        &app,
+        &s.token,
+        change,
+        &[("x-verification-code", code.as_str())],
+    )
+    .await;
+    assert_problem(&expired, 400);
+    assert!(
+        expired.body["detail"].as_str().unwrap().contains("expired"),
+        "{}",
+        expired.body
+    );
+
+    let plain = TestApp::start().await;
+    plain
+        .call(
+            Method::PUT,
+            "/v1/workspace/end-users",
+            Some(&plain.admin),
+            Some(settings),
+        )
+        .await;
+    let s = open(&plain, "u1", None).await;
+    assert_problem(
+        &verified(&plain, &s.token, json!({"set": {"phone": "+1"}}), &[]).await,
+        503,
+    );
+    assert_problem(
+        &plain.get("/v1/dev/verification-codes", &plain.admin).await,
+        404,
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_sender_posts_signed_codes() {
+    use std::sync::{Arc, Mutex};
+    /// The signature header and the body of each code posted.
+    type Posted = Vec<(Option<String>, Value)>;
+    let received: Arc<Mutex<Posted>> = Arc::default();
+    let sink = received.clone();
+    let hook = axum::Router::new().route(
+        "/codes",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    let signature = headers
+                        .get("x-profiled-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    sink.lock().unwrap().push((signature, body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/codes", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let app = TestApp::start_setup(crate::support::Setup {
+        verification: Some(Some(url)),
+        ..Default::default()
+    })
+    .await;
+    app.call(
+        Method::PUT,
+        "/v1/workspace/end-users",
+        Some(&app.admin),
+        Some(json!({"writable": ["email"], "verified": ["email"]})),
+    )
+    .await;
+    let s = open(&app, "u1", None).await;
+    let reply = verified(
+        &app,
+        &s.token,
+        json!({"set": {"email": "new@example.com"}}),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (signature, body) = &received[0];
+    assert!(
+        signature.as_deref().unwrap().starts_with("sha256="),
+        "{signature:?}"
+    );
+    assert_eq!(signature.as_deref().unwrap().len(), "sha256=".len() + 64);
+    assert_eq!(body["values"], json!({"email": "new@example.com"}));
+    assert_eq!(body["profile_id"], s.profile_id.as_str());
+    assert_eq!(body["code"].as_str().unwrap().len(), 6);
+    // The development route does not exist with another sender.
+    assert_problem(
+        &app.get("/v1/dev/verification-codes", &app.admin).await,
+        404,
+    );
+}

@@ -72,6 +72,10 @@ pub struct Setup {
     pub geoip: Option<std::path::PathBuf>,
     /// How often segments comparing with `now` are re-checked (default 15 minutes).
     pub segment_refresh: Option<std::time::Duration>,
+    /// Verification codes: `Some(None)` the development sender, `Some(Some(url))` a webhook.
+    pub verification: Option<Option<String>>,
+    /// How long a verification code is valid (default 10 minutes).
+    pub code_ttl: Option<jiff::SignedDuration>,
 }
 
 impl TestApp {
@@ -363,7 +367,20 @@ async fn open(dir: &Path, setup: &Setup) -> (Arc<Service>, Option<String>) {
                 .segment_refresh
                 .unwrap_or(std::time::Duration::from_secs(15 * 60)),
         })
-        .with_enricher(enricher);
+        .with_enricher(enricher)
+        .with_verification(
+            match &setup.verification {
+                None => profiled_server::service::verification::Sender::None,
+                Some(None) => profiled_server::service::verification::Sender::development(),
+                Some(Some(url)) => profiled_server::service::verification::Sender::webhook(
+                    url.clone(),
+                    Some("webhook-secret".into()),
+                ),
+            },
+            setup
+                .code_ttl
+                .unwrap_or(jiff::SignedDuration::from_mins(10)),
+        );
     let issued = service.bootstrap(true).await.expect("bootstrap");
     (Arc::new(service), issued.map(|k| k.token.0))
 }

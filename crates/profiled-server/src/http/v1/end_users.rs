@@ -96,3 +96,38 @@ pub async fn delete_identity_provider(
         Err(ServiceError::NotFound("an identity provider".into()).into())
     }
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CodesParams {
+    /// Only the codes sent for this profile.
+    pub profile_id: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SentCodes {
+    /// Newest first.
+    pub codes: Vec<crate::service::verification::SentCode>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/dev/verification-codes", tag = "end users",
+    params(CodesParams),
+    responses((status = 200, body = SentCodes), (status = 404, description = "The development sender is not configured", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// The verification codes the development sender sent (only while it is configured).
+pub async fn development_codes(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(params): axum::extract::Query<CodesParams>,
+) -> Result<Json<SentCodes>, ApiError> {
+    let ws = caller.admin()?;
+    let codes = state
+        .service
+        .development_codes(ws, params.profile_id.as_deref())
+        .ok_or_else(|| {
+            ServiceError::NotFound("this route (the development sender is not configured)".into())
+        })?;
+    Ok(Json(SentCodes { codes }))
+}

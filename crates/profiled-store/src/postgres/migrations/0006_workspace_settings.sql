@@ -22,3 +22,22 @@ CREATE TABLE sessions (
     revoked_at   BIGINT
 );
 CREATE INDEX sessions_by_profile ON sessions (workspace_id, profile_id);
+
+-- A change an end user asked for that waits for a code (one per profile: a new one replaces
+-- it), and the codes sent, for rate limiting.
+CREATE TABLE verifications (
+    workspace_id BIGINT NOT NULL,
+    profile_id   TEXT COLLATE "C" NOT NULL,
+    change_hash  BYTEA  NOT NULL,
+    code_hash    BYTEA  NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    attempts     BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, profile_id)
+);
+CREATE TABLE verification_sends (
+    workspace_id BIGINT NOT NULL,
+    profile_id   TEXT COLLATE "C" NOT NULL,
+    at           BIGINT NOT NULL
+);
+CREATE INDEX verification_sends_by_profile ON verification_sends (workspace_id, profile_id, at);

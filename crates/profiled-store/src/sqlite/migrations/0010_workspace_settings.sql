@@ -22,3 +22,22 @@ CREATE TABLE sessions (
     revoked_at   INTEGER
 );
 CREATE INDEX sessions_by_profile ON sessions (workspace_id, profile_id);
+
+-- A change an end user asked for that waits for a code (one per profile: a new one replaces
+-- it), and the codes sent, for rate limiting.
+CREATE TABLE verifications (
+    workspace_id INTEGER NOT NULL,
+    profile_id   TEXT    NOT NULL,
+    change_hash  BLOB    NOT NULL,
+    code_hash    BLOB    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, profile_id)
+);
+CREATE TABLE verification_sends (
+    workspace_id INTEGER NOT NULL,
+    profile_id   TEXT    NOT NULL,
+    at           INTEGER NOT NULL
+);
+CREATE INDEX verification_sends_by_profile ON verification_sends (workspace_id, profile_id, at);
