@@ -96,6 +96,18 @@ async fn every_write_path_is_checked_and_stored_profiles_stay() {
     let reason = imported.body["failures"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("/properties/age") && reason.contains("/properties/email"), "{reason}");
 
+    // Merges: a survivor that would take a value breaking the schema is refused.
+    let a = app.upsert(&app.admin, json!({"identities": {"user_id": "ma"}, "set": {"email": "ma@x.io"}})).await;
+    app.call(Method::DELETE, "/v1/workspace/schema", Some(&app.admin), None).await;
+    let b = app.upsert(&app.admin, json!({"identities": {"anonymous_id": "mb"}, "set": {"plan": "gold"}})).await;
+    set_schema(&app, schema()).await;
+    let merged = app
+        .post(&format!("/v1/profiles/{}/merge", a.body["id"].as_str().unwrap()), &app.admin, json!({"profile_ids": [b.body["id"]]}))
+        .await;
+    assert_problem(&merged, 422);
+    assert_eq!(merged.violation_pointers(), ["/properties/plan"]);
+    assert_eq!(app.get(&format!("/v1/profiles/{}", b.body["id"].as_str().unwrap()), &app.admin).await.status, 200);
+
     // The end user's own edits.
     app.call(Method::PUT, "/v1/workspace/end-users", Some(&app.admin), Some(json!({"writable": ["age"]})))
         .await;
