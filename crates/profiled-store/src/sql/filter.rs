@@ -135,6 +135,19 @@ impl<D: Dialect> Compiler<'_, D> {
             ));
             sql.bind(Bind::Text(kind.to_owned()));
         };
+        self.any_value_predicate(exists, "i.value", predicate, sql);
+    }
+
+    /// A predicate on a field with any number of text values, kept in rows that `exists`
+    /// opens a correlated `EXISTS (SELECT … WHERE …` over: it holds when some row's `column`
+    /// satisfies it; `= null` when there is no row.
+    fn any_value_predicate(
+        &self,
+        exists: impl Fn(&mut Sql),
+        column: &str,
+        predicate: &Filter,
+        sql: &mut Sql,
+    ) {
         match predicate {
             Filter::Compare {
                 value: Literal::Null,
@@ -153,7 +166,7 @@ impl<D: Dialect> Compiler<'_, D> {
                 sql.push("(");
                 exists(sql);
                 sql.push(" AND ");
-                self.text_condition("i.value", predicate, sql);
+                self.text_condition(column, predicate, sql);
                 sql.push("))");
             }
         }
@@ -168,19 +181,6 @@ impl<D: Dialect> Compiler<'_, D> {
             ));
         };
         match predicate {
-            Filter::Compare {
-                value: Literal::Null,
-                ..
-            } => {
-                sql.push("(NOT ");
-                exists(sql);
-                sql.push("))");
-            }
-            Filter::Exists { .. } => {
-                sql.push("(");
-                exists(sql);
-                sql.push("))");
-            }
             Filter::Contains {
                 field,
                 value: Literal::String(key),
@@ -192,13 +192,7 @@ impl<D: Dialect> Compiler<'_, D> {
                 },
                 sql,
             ),
-            _ => {
-                sql.push("(");
-                exists(sql);
-                sql.push(" AND ");
-                self.text_condition("s.segment_key", predicate, sql);
-                sql.push("))");
-            }
+            _ => self.any_value_predicate(exists, "s.segment_key", predicate, sql),
         }
     }
 
