@@ -1,5 +1,6 @@
 //! The HTTP edge: the native API under `/v1`, `/openapi.json`, `/docs`, `/healthz`.
 
+pub mod compat;
 pub mod end_user;
 pub mod extract;
 mod health;
@@ -156,9 +157,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(service: Arc<Service>) -> Router {
     service.combine_upserts();
     let body_limit = service.limits().max_body_bytes;
-    let (api, openapi) = api().with_state(AppState { service }).split_for_parts();
+    let state = AppState { service };
+    let userflux = compat::userflux::router().with_state(state.clone());
+    let (api, openapi) = api().with_state(state).split_for_parts();
     Router::new()
         .merge(api)
+        .nest("/compat/userflux", userflux)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::map_response(framework_errors_as_problems))
@@ -178,7 +182,12 @@ async fn framework_errors_as_problems(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(problem::PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // Compat dialects answer in their vendors' JSON shapes: left as they are.
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_json {
         return response;
     }
     let (mut parts, body) = response.into_parts();

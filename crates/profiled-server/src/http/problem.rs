@@ -120,9 +120,9 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+impl ApiError {
+    /// The problem this error is, and whether the client should retry after a second.
+    pub fn into_problem(self) -> (Problem, bool) {
         let mut retry_after = false;
         let problem = match self {
             ApiError::Unauthorized(detail) => Problem::new(
@@ -246,6 +246,14 @@ impl IntoResponse for ApiError {
                 internal_error()
             }
         };
+        (problem, retry_after)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let (problem, retry_after) = self.into_problem();
         let mut response = problem.into_response();
         if retry_after {
             response

@@ -121,6 +121,7 @@ impl Service {
                 identities: upsert.identities.clone(),
                 change: upsert.change.clone(),
                 company: None,
+                seen: None,
             },
         )
         .await

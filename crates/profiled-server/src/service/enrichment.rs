@@ -112,6 +112,23 @@ impl Enricher {
     }
 }
 
+impl super::Service {
+    /// Applies a device and an address an upsert reports: the device replaces the profile's
+    /// when given, and the address locates it (when a GeoIP database is configured).
+    pub(super) fn apply_seen(
+        &self,
+        profile: &mut profiled_core::Profile,
+        seen: &super::profiles::Seen,
+    ) {
+        if !seen.device.is_empty() {
+            profile.device = seen.device.clone();
+        }
+        if let Some(location) = seen.ip.and_then(|ip| self.enricher.location(ip)) {
+            profile.location = location;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

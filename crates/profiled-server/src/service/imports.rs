@@ -424,6 +424,7 @@ impl Applier {
                     identities: upsert.identities.clone(),
                     change: upsert.change.clone(),
                     company: None,
+                    seen: None,
                 },
             )
             .await

@@ -34,7 +34,7 @@ pub use computed::{DefinitionBody, EventSettings, StoredDefinition};
 pub use enrichment::Enricher;
 pub use events::{EventBatch, Ingested, NewEvent};
 pub use merges::{MergeOutcome, Unmerged};
-pub use profiles::{Change, Precondition, Upsert, WriteContext, Written};
+pub use profiles::{Change, Precondition, Seen, Upsert, WriteContext, Written};
 pub use search::{Page, Search};
 pub use segments::{SegmentBody, SegmentSettings, SegmentState, run_segment_worker};
 

@@ -22,6 +22,17 @@ pub struct Upsert {
     pub change: Change,
     /// The company the profile joins or leaves; `None` leaves it as it is.
     pub company: Option<super::companies::CompanyLink>,
+    /// Where the end user is now: a device description and an IP address to locate.
+    pub seen: Option<Seen>,
+}
+
+/// A device and an address an upsert reports for the end user, as an event's context would.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    /// Replaces the profile's device when not empty.
+    pub device: Map<String, Value>,
+    /// Locates the profile (with a GeoIP database configured).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// The outcome of a write.
@@ -60,6 +71,9 @@ struct Edit {
     set_once_filled: Vec<String>,
     /// The company the profile belongs to afterwards.
     company: Option<String>,
+    /// Its location and device afterwards.
+    location: Map<String, Value>,
+    device: Map<String, Value>,
 }
 
 /// Who writes, and the origin tag they set: recorded with every change.
@@ -152,6 +166,7 @@ impl Service {
         }
         // Upserts that name a company write it too: they go alone.
         if request.company.is_none()
+            && request.seen.is_none()
             && let Some(written) = self.combined(ws, ctx, &request).await
         {
             return written;
@@ -203,6 +218,9 @@ impl Service {
                 profile.company = self
                     .linked_company(&mut *tx, ws, request.company.as_ref(), &profile)
                     .await?;
+                if let Some(seen) = &request.seen {
+                    self.apply_seen(&mut profile, seen);
+                }
                 self.check(&profile)?;
                 write_rules.validate(&profile)?;
                 let at = profile.created_at;
@@ -232,6 +250,10 @@ impl Service {
                 let company = self
                     .linked_company(&mut *tx, ws, request.company.as_ref(), &profile)
                     .await?;
+                let mut seen_profile = profile.clone();
+                if let Some(seen) = &request.seen {
+                    self.apply_seen(&mut seen_profile, seen);
+                }
                 self.save(
                     &mut *tx,
                     ws,
@@ -243,6 +265,8 @@ impl Service {
                         properties,
                         new_identities,
                         company,
+                        location: seen_profile.location,
+                        device: seen_profile.device,
                     },
                     &mut write_rules,
                 )
@@ -391,7 +415,11 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let mut profile = self.locked(&mut *tx, ws, id, precondition.as_ref()).await?;
         let (properties, set_once_filled) = edited(&change, &profile.properties)?;
-        let company = profile.company.clone();
+        let (company, location, device) = (
+            profile.company.clone(),
+            profile.location.clone(),
+            profile.device.clone(),
+        );
         self.save(
             &mut *tx,
             ws,
@@ -403,6 +431,8 @@ impl Service {
                 new_identities: Vec::new(),
                 set_once_filled,
                 company,
+                location,
+                device,
             },
             &mut write_rules,
         )
@@ -445,7 +475,11 @@ impl Service {
             }
         }
         let properties = profile.properties.clone();
-        let company = profile.company.clone();
+        let (company, location, device) = (
+            profile.company.clone(),
+            profile.location.clone(),
+            profile.device.clone(),
+        );
         self.save(
             &mut *tx,
             ws,
@@ -457,6 +491,8 @@ impl Service {
                 new_identities,
                 set_once_filled: Vec::new(),
                 company,
+                location,
+                device,
             },
             &mut write_rules,
         )
@@ -602,10 +638,14 @@ impl Service {
             new_identities,
             set_once_filled,
             company,
+            location,
+            device,
         } = edit;
         if properties == profile.properties
             && new_identities.is_empty()
             && company == profile.company
+            && location == profile.location
+            && device == profile.device
         {
             return Ok(());
         }
@@ -613,6 +653,8 @@ impl Service {
         let now = now();
         profile.edit(properties, set_once_filled, &new_identities);
         profile.company = company;
+        profile.location = location;
+        profile.device = device;
         self.check(profile)?;
         if profile.properties != before.properties {
             write_rules.validate(profile)?;

@@ -208,6 +208,7 @@ impl Service {
                         identities: vec![identity],
                         change: Change::Ops(PropertyOps::default()),
                         company: None,
+                        seen: None,
                     },
                 )
                 .await?

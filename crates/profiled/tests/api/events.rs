@@ -251,7 +251,7 @@ async fn write_only_keys_send_events_and_read_nothing() {
 }
 
 /// A small GeoIP2-City-shaped database: 203.0.113.0/24 is Berlin, 127.0.0.0/8 is Antarctica.
-fn geoip_database(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn geoip_database(dir: &std::path::Path) -> std::path::PathBuf {
     use maxminddb_writer::Database;
     use maxminddb_writer::paths::IpAddrWithMask;
     let mut db = Database::default();

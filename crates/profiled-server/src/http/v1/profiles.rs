@@ -287,6 +287,7 @@ pub async fn upsert(
                 identities,
                 change: Change::Ops(body.ops),
                 company,
+                seen: None,
             },
         )
         .await?;
