@@ -151,6 +151,15 @@ impl Caller {
 }
 
 impl Caller {
+    /// The caller an authenticated key stands for.
+    pub fn from_key(key: profiled_store::ApiKeyRecord) -> Self {
+        Caller {
+            key_id: key.id,
+            workspace: key.workspace_id,
+            scope: key.scope,
+        }
+    }
+
     /// The context a write of this caller is logged with.
     pub fn context(&self, origin: OriginTag) -> WriteContext {
         WriteContext {

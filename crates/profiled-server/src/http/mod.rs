@@ -123,6 +123,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(v1::sessions::exchange))
         .routes(routes!(v1::end_users::development_codes))
         .routes(routes!(
+            v1::end_users::get_inkeep_mapping,
+            v1::end_users::put_inkeep_mapping
+        ))
+        .routes(routes!(
             v1::end_users::get_identity_provider,
             v1::end_users::put_identity_provider,
             v1::end_users::delete_identity_provider
@@ -159,10 +163,12 @@ pub fn router(service: Arc<Service>) -> Router {
     let body_limit = service.limits().max_body_bytes;
     let state = AppState { service };
     let userflux = compat::userflux::router().with_state(state.clone());
+    let inkeep = compat::inkeep::router().with_state(state.clone());
     let (api, openapi) = api().with_state(state).split_for_parts();
     Router::new()
         .merge(api)
         .nest("/compat/userflux", userflux)
+        .nest("/compat/inkeep", inkeep)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::map_response(framework_errors_as_problems))
@@ -181,7 +187,7 @@ async fn framework_errors_as_problems(response: Response) -> Response {
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(problem::PROBLEM_JSON.as_bytes()));
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
     // Compat dialects answer in their vendors' JSON shapes: left as they are.
     let is_json = response
         .headers()

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod changes;
 mod combiner;
 pub mod companies;
+pub mod compat_settings;
 pub mod computed;
 pub mod deletions;
 mod enrichment;

@@ -3,4 +3,5 @@
 //! rules: scopes, validation, segments) and answers in the vendor's own shapes, errors
 //! included.
 
+pub mod inkeep;
 pub mod userflux;

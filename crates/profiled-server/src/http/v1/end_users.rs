@@ -9,6 +9,7 @@ use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::ServiceError;
+use crate::service::compat_settings::InkeepMapping;
 use crate::service::identity_provider::IdentityProvider;
 use crate::service::sessions::EndUserSettings;
 
@@ -130,4 +131,35 @@ pub async fn development_codes(
             ServiceError::NotFound("this route (the development sender is not configured)".into())
         })?;
     Ok(Json(SentCodes { codes }))
+}
+
+#[utoipa::path(
+    get, path = "/v1/workspace/compat/inkeep", tag = "workspaces",
+    responses((status = 200, body = InkeepMapping)),
+    security(("api_key" = []))
+)]
+/// Which properties Inkeep's `attributes` and `timezone` are (`/compat/inkeep`).
+pub async fn get_inkeep_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<InkeepMapping>, ApiError> {
+    let ws = caller.read()?;
+    Ok(Json(state.service.inkeep_mapping(ws).await?))
+}
+
+#[utoipa::path(
+    put, path = "/v1/workspace/compat/inkeep", tag = "workspaces",
+    request_body = InkeepMapping,
+    responses((status = 200, body = InkeepMapping), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// Map Inkeep's `attributes` and `timezone` onto other properties.
+pub async fn put_inkeep_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(mapping): ApiJson<InkeepMapping>,
+) -> Result<Json<InkeepMapping>, ApiError> {
+    let ws = caller.admin()?;
+    state.service.set_inkeep_mapping(ws, &mapping).await?;
+    Ok(Json(mapping))
 }
