@@ -312,3 +312,42 @@ async fn attributes_and_timezone_can_live_in_other_properties() {
         .await;
     assert_eq!(same.status, 422);
 }
+
+#[tokio::test]
+async fn a_write_the_workspace_schema_refuses_is_unprocessable() {
+    let app = TestApp::start().await;
+    let schema = json!({"schema": {"properties": {"attributes": {"type": "object"}}}});
+    assert_eq!(
+        app.call(
+            Method::PUT,
+            "/v1/workspace/schema",
+            Some(&app.admin),
+            Some(schema)
+        )
+        .await
+        .status,
+        200
+    );
+    let reply = call(
+        &app,
+        Method::PUT,
+        "u1",
+        Some(&app.admin),
+        Some(json!({"attributes": "a string"})),
+    )
+    .await;
+    assert_problem(&reply, 422, "unprocessable_entity");
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/properties/attributes"),
+        "{}",
+        reply.body
+    );
+    assert_problem(
+        &call(&app, Method::GET, "u1", Some(&app.admin), None).await,
+        404,
+        "not_found",
+    );
+}
