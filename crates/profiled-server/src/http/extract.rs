@@ -206,11 +206,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthorized(
                 "the API key is not valid: unknown, revoked or mistyped",
             ))?;
-        Ok(Caller {
-            key_id: key.id,
-            workspace: key.workspace_id,
-            scope: key.scope,
-        })
+        Ok(Caller::from_key(key))
     }
 }
 

@@ -33,6 +33,18 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The problem in one line: its detail, or each violation's pointer and message.
+    pub fn summary(&self) -> String {
+        if self.violations.is_empty() {
+            return self.detail.clone();
+        }
+        self.violations
+            .iter()
+            .map(|v| format!("{}: {}", v.pointer, v.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Self {
             kind: format!("urn:profiled:problem:{slug}"),

@@ -84,10 +84,6 @@ impl Service {
         self
     }
 
-    pub fn segment_settings(&self) -> &SegmentSettings {
-        &self.segments
-    }
-
     /// How end users' sessions travel (the cookie's name).
     pub fn with_sessions(mut self, sessions: sessions::SessionSettings) -> Self {
         self.sessions = sessions;

@@ -57,15 +57,7 @@ impl InkeepError {
 impl From<ApiError> for InkeepError {
     fn from(e: ApiError) -> Self {
         let (problem, _) = e.into_problem();
-        let mut detail = problem.detail;
-        if !problem.violations.is_empty() {
-            let listed: Vec<String> = problem
-                .violations
-                .iter()
-                .map(|v| format!("{}: {}", v.pointer, v.message))
-                .collect();
-            detail = listed.join("; ");
-        }
+        let detail = problem.summary();
         Self::new(
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             detail,
@@ -339,7 +331,6 @@ async fn upsert_profile(
     };
     let profile = match caller {
         Inkeeper::Key(caller) => {
-            let ws = caller.write()?;
             if !caller.scope.can_read() {
                 return Err(InkeepError::new(
                     StatusCode::FORBIDDEN,

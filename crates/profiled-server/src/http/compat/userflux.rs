@@ -71,15 +71,7 @@ impl<E: Into<ApiError>> From<E> for UserFluxError {
 impl IntoResponse for UserFluxError {
     fn into_response(self) -> Response {
         let (problem, _) = self.0.into_problem();
-        let mut message = problem.detail;
-        if !problem.violations.is_empty() {
-            let listed: Vec<String> = problem
-                .violations
-                .iter()
-                .map(|v| format!("{}: {}", v.pointer, v.message))
-                .collect();
-            message = listed.join("; ");
-        }
+        let message = problem.summary();
         let status = match StatusCode::from_u16(problem.status) {
             Ok(StatusCode::UNPROCESSABLE_ENTITY) | Ok(StatusCode::CONFLICT) => {
                 StatusCode::BAD_REQUEST

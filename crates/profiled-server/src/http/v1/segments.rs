@@ -120,6 +120,8 @@ pub async fn put(
     ApiJson(body): ApiJson<SegmentBody>,
 ) -> Result<Response, ApiError> {
     let ws = caller.admin()?;
+    // A filter that does not parse is answered as search answers it: 400, with the position.
+    crate::http::v1::search::parse_filter(Some(body.filter.clone()))?;
     let (segment, created) = state.service.define_segment(ws, &key, &body).await?;
     let status = if created {
         StatusCode::CREATED
