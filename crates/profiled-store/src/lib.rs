@@ -24,6 +24,16 @@ pub use records::{
     SegmentMember, SegmentMove, SegmentRecord, SessionRecord, StoredEvent, StoredMerge,
     VerificationRecord, Workspace,
 };
+/// Which companies a page lists: those whose id lies between `after` and `before` (both
+/// exclusive, either open), oldest or newest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompanyPage<'a> {
+    pub after: Option<&'a str>,
+    pub before: Option<&'a str>,
+    pub newest_first: bool,
+    pub limit: u32,
+}
+
 pub use search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortKey, SortValue};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -226,12 +236,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>>;
     async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>>;
-    /// Companies in id order; those after the id `after` when given.
+    /// A page of companies in id (creation) order.
     async fn companies(
         &self,
         ws: WorkspaceId,
-        after: Option<&str>,
-        limit: u32,
+        page: &CompanyPage<'_>,
     ) -> Result<Vec<CompanyRecord>>;
     /// Deletes a company; its profiles then belong to none. False when there was none.
     async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool>;

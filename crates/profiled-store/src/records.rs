@@ -83,7 +83,7 @@ pub struct ImportRecord {
     pub id: String,
     /// `running`, `completed` or `failed`.
     pub status: String,
-    /// `ndjson` or `csv`.
+    /// `ndjson` or `csv`, or the vendor batch endpoint that recorded it (`chameleon`).
     pub format: String,
     pub requested_by: String,
     pub started_at: Timestamp,

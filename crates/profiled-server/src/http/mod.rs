@@ -164,11 +164,15 @@ pub fn router(service: Arc<Service>) -> Router {
     let state = AppState { service };
     let userflux = compat::userflux::router().with_state(state.clone());
     let inkeep = compat::inkeep::router().with_state(state.clone());
+    let chameleon = compat::chameleon::router().with_state(state.clone());
+    let chameleon_root = compat::chameleon::root_with_slash().with_state(state.clone());
     let (api, openapi) = api().with_state(state).split_for_parts();
     Router::new()
         .merge(api)
         .nest("/compat/userflux", userflux)
         .nest("/compat/inkeep", inkeep)
+        .nest("/compat/chameleon", chameleon)
+        .route("/compat/chameleon/", chameleon_root)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::map_response(framework_errors_as_problems))

@@ -3,7 +3,7 @@
 
 use profiled_core::ops::merge_patch;
 use profiled_core::{Profile, Violation, WorkspaceId};
-use profiled_store::{CompanyRecord, ProfileTx};
+use profiled_store::{CompanyPage, CompanyRecord, ProfileTx};
 use serde_json::{Map, Value};
 
 use super::profiles::now;
@@ -147,14 +147,13 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("company with uid `{uid}`")))
     }
 
-    /// Companies in id order, after the id `after`.
+    /// A page of companies in id (creation) order.
     pub async fn companies(
         &self,
         ws: WorkspaceId,
-        after: Option<&str>,
-        limit: u32,
+        page: &CompanyPage<'_>,
     ) -> Result<Vec<CompanyRecord>> {
-        Ok(self.store.companies(ws, after, limit).await?)
+        Ok(self.store.companies(ws, page).await?)
     }
 
     /// Deletes a company; its profiles then belong to none.

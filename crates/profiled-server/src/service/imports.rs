@@ -497,6 +497,36 @@ impl Service {
         Ok(interrupted_if_stale(record))
     }
 
+    /// Records a batch that a vendor's batch endpoint applied itself as a completed import
+    /// job of that `format`, so `GET /v1/imports/{id}` reports it like any other; failures
+    /// name the 1-based position of the item in the batch.
+    pub async fn record_batch(
+        &self,
+        ws: WorkspaceId,
+        ctx: &WriteContext,
+        format: &str,
+        started_at: Timestamp,
+        counts: ImportCounts,
+        mut failures: Vec<ImportFailure>,
+    ) -> Result<ImportRecord> {
+        failures.truncate(KEPT_FAILURES);
+        let finished = now();
+        let record = ImportRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            status: "completed".into(),
+            format: format.into(),
+            requested_by: ctx.actor.clone(),
+            started_at: profiled_core::profile::to_micros(started_at),
+            updated_at: finished,
+            finished_at: Some(finished),
+            counts,
+            failures,
+            error: None,
+        };
+        self.store.save_import(ws, &record).await?;
+        Ok(record)
+    }
+
     /// Import jobs, newest first.
     pub async fn imports(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<ImportRecord>> {
         Ok(self

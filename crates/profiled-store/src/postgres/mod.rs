@@ -34,10 +34,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use crate::{
-    ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
-    ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
-    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, VerificationRecord,
-    Workspace,
+    ApiKeyRecord, CompanyPage, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord,
+    MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember,
+    SegmentMove, SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge,
+    VerificationRecord, Workspace,
 };
 
 /// Settings of the PostgreSQL backend.
@@ -483,10 +483,9 @@ impl Store for PostgresStore {
     async fn companies(
         &self,
         ws: WorkspaceId,
-        after: Option<&str>,
-        limit: u32,
+        page: &CompanyPage<'_>,
     ) -> Result<Vec<CompanyRecord>> {
-        segments::companies(&self.pool, ws, after, limit).await
+        segments::companies(&self.pool, ws, page).await
     }
 
     async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool> {

@@ -6,7 +6,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::rows::{from_micros, json_object, micros, to_json};
-use crate::{CompanyRecord, Result, SegmentMember, SegmentMove, SegmentRecord, StoreError};
+use crate::{
+    CompanyPage, CompanyRecord, Result, SegmentMember, SegmentMove, SegmentRecord, StoreError,
+};
 
 const SEGMENT_COLUMNS: &str = "workspace_id, key, name, filter::text AS filter, created_at, updated_at, version, \
      reconciled_version, reconciled_at, moves_with_clock";
@@ -313,20 +315,29 @@ pub(super) async fn company(
 pub(super) async fn companies(
     pool: &PgPool,
     ws: WorkspaceId,
-    after: Option<&str>,
-    limit: u32,
+    page: &CompanyPage<'_>,
 ) -> Result<Vec<CompanyRecord>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    let (before, limit) = if page.before.is_some() {
+        (" AND id < $3", "$4")
+    } else {
+        ("", "$3")
+    };
+    let order = if page.newest_first { "DESC" } else { "ASC" };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = $1 AND id > $2{before} ORDER BY id {order} LIMIT {limit}"
     )))
     .bind(ws.0)
-    .bind(after.unwrap_or(""))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(company_row)
-    .collect()
+    .bind(page.after.unwrap_or(""));
+    if let Some(before) = page.before {
+        query = query.bind(before);
+    }
+    query
+        .bind(i64::from(page.limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(company_row)
+        .collect()
 }
 
 pub(super) async fn save_company(

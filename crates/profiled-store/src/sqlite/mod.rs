@@ -35,10 +35,10 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord, MergeRecord,
-    ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember, SegmentMove,
-    SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge, VerificationRecord,
-    Workspace,
+    ApiKeyRecord, CompanyPage, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord,
+    MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember,
+    SegmentMove, SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge,
+    VerificationRecord, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -497,10 +497,9 @@ impl Store for SqliteStore {
     async fn companies(
         &self,
         ws: WorkspaceId,
-        after: Option<&str>,
-        limit: u32,
+        page: &CompanyPage<'_>,
     ) -> Result<Vec<CompanyRecord>> {
-        segments::companies(&self.reader, ws, after, limit).await
+        segments::companies(&self.reader, ws, page).await
     }
 
     async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool> {

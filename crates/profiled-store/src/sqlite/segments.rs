@@ -7,7 +7,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{from_micros, micros};
 use crate::rows::{json_object, to_json};
-use crate::{CompanyRecord, Result, SegmentMember, SegmentMove, SegmentRecord, StoreError};
+use crate::{
+    CompanyPage, CompanyRecord, Result, SegmentMember, SegmentMove, SegmentRecord, StoreError,
+};
 
 const SEGMENT_COLUMNS: &str = "workspace_id, key, name, filter, created_at, updated_at, version, \
      reconciled_version, reconciled_at, moves_with_clock";
@@ -316,20 +318,29 @@ pub(super) async fn company(
 pub(super) async fn companies(
     pool: &SqlitePool,
     ws: WorkspaceId,
-    after: Option<&str>,
-    limit: u32,
+    page: &CompanyPage<'_>,
 ) -> Result<Vec<CompanyRecord>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?"
+    let before = if page.before.is_some() {
+        " AND id < ?"
+    } else {
+        ""
+    };
+    let order = if page.newest_first { "DESC" } else { "ASC" };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = ? AND id > ?{before} ORDER BY id {order} LIMIT ?"
     )))
     .bind(ws.0)
-    .bind(after.unwrap_or(""))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(company_row)
-    .collect()
+    .bind(page.after.unwrap_or(""));
+    if let Some(before) = page.before {
+        query = query.bind(before);
+    }
+    query
+        .bind(i64::from(page.limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(company_row)
+        .collect()
 }
 
 pub(super) async fn save_company(

@@ -12,7 +12,7 @@ use profiled_core::{Identity, Profile, ProfileId, Scope, WorkspaceId};
 use profiled_store::postgres::{PostgresSettings, PostgresStore};
 use profiled_store::sqlite::{SqliteSettings, SqliteStore};
 use profiled_store::{
-    ApiKeyRecord, ComputedRecord, SearchQuery, SortKey, Store, StoreError, StoredEvent,
+    ApiKeyRecord, CompanyPage, ComputedRecord, SearchQuery, SortKey, Store, StoreError, StoredEvent,
 };
 use serde_json::json;
 
@@ -1182,11 +1182,37 @@ async fn companies_are_unique_by_uid_per_workspace_and_let_go_of_profiles_when_d
         );
         assert_eq!(store.company(a, "c1").await.unwrap(), Some(acme.clone()));
         assert!(store.company_by_uid(a, "other").await.unwrap().is_none());
+        let page = |after, before, newest_first| CompanyPage {
+            after,
+            before,
+            newest_first,
+            limit: 10,
+        };
         assert_eq!(
-            store.companies(a, None, 10).await.unwrap(),
+            store.companies(a, &page(None, None, false)).await.unwrap(),
             vec![acme.clone()]
         );
-        assert!(store.companies(a, Some("c1"), 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .companies(a, &page(Some("c1"), None, false))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .companies(a, &page(None, Some("c1"), true))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .companies(a, &page(Some("c0"), Some("c2"), true))
+                .await
+                .unwrap(),
+            vec![acme.clone()]
+        );
 
         assert!(store.delete_company(a, "c1").await.unwrap());
         assert!(store.company(a, "c1").await.unwrap().is_none());

@@ -3,5 +3,20 @@
 //! rules: scopes, validation, segments) and answers in the vendor's own shapes, errors
 //! included.
 
+pub mod chameleon;
 pub mod inkeep;
 pub mod userflux;
+
+use axum::http::header;
+use axum::response::Response;
+
+/// An error the framework answered itself (a wrong method, an unreadable path, a body over
+/// the limit), not yet in a dialect's JSON shape.
+pub(crate) fn is_framework_error(response: &Response) -> bool {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    (status.is_client_error() || status.is_server_error()) && !is_json
+}

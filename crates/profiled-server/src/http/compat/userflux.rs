@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
@@ -87,14 +87,10 @@ impl IntoResponse for UserFluxError {
 /// Errors the framework answers itself (a wrong method, an unreadable path), in UserFlux's
 /// shape.
 async fn framework_errors(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !super::is_framework_error(&response) {
         return response;
     }
+    let status = response.status();
     error(status, status.canonical_reason().unwrap_or("error"))
 }
 

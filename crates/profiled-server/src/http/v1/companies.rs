@@ -12,7 +12,7 @@ use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::CompanyUpsert;
-use profiled_store::CompanyRecord;
+use profiled_store::{CompanyPage, CompanyRecord};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CompanyView {
@@ -122,7 +122,14 @@ pub async fn list(
     let limit = crate::service::search::limit(params.limit)?;
     let companies = state
         .service
-        .companies(ws, params.after.as_deref(), limit)
+        .companies(
+            ws,
+            &CompanyPage {
+                after: params.after.as_deref(),
+                limit,
+                ..CompanyPage::default()
+            },
+        )
         .await?;
     let next_after = (companies.len() as u64 == u64::from(limit))
         .then(|| companies.last().map(|c| c.id.clone()))

@@ -22,7 +22,8 @@ pub struct ImportView {
     /// `running`, `completed`, `failed` (the input broke off; see `error`) or `interrupted`
     /// (the server stopped while it ran).
     pub status: String,
-    /// `ndjson` or `csv`.
+    /// `ndjson` or `csv`; `chameleon` for a batch of Chameleon's profile webhook
+    /// (`/compat/chameleon`), whose failures number the batch's items from 1.
     pub format: String,
     pub requested_by: String,
     /// RFC 3339, UTC.
