@@ -32,14 +32,21 @@ pub enum ImportCommand {
     Delete {
         identities: Vec<Identity>,
     },
+    /// An upsert whose change is property operations: vendors' import formats map onto it.
+    /// Without `create`, identities that lead to no profile skip the line.
+    Edit {
+        identities: Vec<Identity>,
+        ops: crate::ops::PropertyOps,
+        create: bool,
+    },
 }
 
 impl ImportCommand {
     pub fn identities(&self) -> &[Identity] {
         match self {
-            ImportCommand::Upsert { identities, .. } | ImportCommand::Delete { identities } => {
-                identities
-            }
+            ImportCommand::Upsert { identities, .. }
+            | ImportCommand::Delete { identities }
+            | ImportCommand::Edit { identities, .. } => identities,
         }
     }
 }

@@ -83,7 +83,8 @@ pub struct ImportRecord {
     pub id: String,
     /// `running`, `completed` or `failed`.
     pub status: String,
-    /// `ndjson` or `csv`, or the vendor batch endpoint that recorded it (`chameleon`).
+    /// `ndjson` or `csv`, or the vendor endpoint that recorded it (`chameleon`,
+    /// `mediarithmics:<import id>`).
     pub format: String,
     pub requested_by: String,
     pub started_at: Timestamp,

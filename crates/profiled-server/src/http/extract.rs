@@ -160,6 +160,11 @@ impl Caller {
         }
     }
 
+    /// Whether the key belongs to this workspace (a vendor path names one).
+    pub fn belongs_to(&self, workspace: WorkspaceId) -> bool {
+        self.workspace == workspace
+    }
+
     /// The context a write of this caller is logged with.
     pub fn context(&self, origin: OriginTag) -> WriteContext {
         WriteContext {

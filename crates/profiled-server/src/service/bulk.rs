@@ -21,6 +21,8 @@ pub struct BatchUpsert {
     pub identities: Vec<Identity>,
     pub change: Change,
     pub ctx: Arc<WriteContext>,
+    /// Whether identities that lead to no profile create one (else the upsert is skipped).
+    pub create: bool,
 }
 
 /// What one upsert of a batch did.
@@ -32,6 +34,8 @@ pub enum BatchOutcome {
         /// The profile as this upsert left it, when the batch was asked to keep profiles.
         profile: Option<Box<Profile>>,
     },
+    /// It named no stored profile and may not create one.
+    Skipped,
     /// It broke a rule; nothing of it was written.
     Failed(ServiceError),
 }
@@ -91,6 +95,7 @@ impl Service {
                 .filter_map(|i| owner.get(i).copied())
                 .collect();
             let outcome = match owners.len() {
+                0 if !upsert.create => BatchOutcome::Skipped,
                 0 => {
                     let mut profile =
                         Profile::new(new_profile_id(), now, rand::rng().random_range(0.0..100.0));

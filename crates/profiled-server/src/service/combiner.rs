@@ -55,6 +55,7 @@ impl Service {
                 identities: request.identities.clone(),
                 change: request.change.clone(),
                 ctx: Arc::new(ctx.clone()),
+                create: true,
             },
             reply,
         };
@@ -92,6 +93,9 @@ impl Service {
                                     changed,
                                 }),
                                 BatchOutcome::Failed(e) => Err(e),
+                                BatchOutcome::Skipped => {
+                                    unreachable!("combined upserts always create")
+                                }
                             },
                         );
                     }

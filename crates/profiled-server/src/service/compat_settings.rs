@@ -2,10 +2,8 @@
 //! profiled's properties.
 
 use profiled_core::{Violation, WorkspaceId};
-use profiled_store::StoreError;
 use serde::{Deserialize, Serialize};
 
-use super::profiles::now;
 use super::{Result, Service, ServiceError};
 
 const INKEEP: &str = "compat_inkeep";
@@ -33,12 +31,10 @@ impl Default for InkeepMapping {
 
 impl Service {
     pub async fn inkeep_mapping(&self, ws: WorkspaceId) -> Result<InkeepMapping> {
-        match self.store.setting(ws, INKEEP).await? {
-            None => Ok(InkeepMapping::default()),
-            Some((value, _)) => serde_json::from_value(value).map_err(|e| {
-                ServiceError::Store(StoreError::Corrupt(format!("inkeep mapping: {e}")))
-            }),
-        }
+        Ok(self
+            .json_setting(ws, INKEEP, "inkeep mapping")
+            .await?
+            .unwrap_or_default())
     }
 
     pub async fn set_inkeep_mapping(&self, ws: WorkspaceId, mapping: &InkeepMapping) -> Result<()> {
@@ -63,10 +59,171 @@ impl Service {
         if !violations.is_empty() {
             return Err(ServiceError::Invalid(violations));
         }
-        let value = serde_json::to_value(mapping).expect("a mapping serialises");
-        self.store
-            .save_setting(ws, INKEEP, Some(&value), now())
-            .await?;
-        Ok(())
+        self.save_json_setting(ws, INKEEP, mapping).await
+    }
+}
+
+const MEDIARITHMICS: &str = "compat_mediarithmics";
+const DOCUMENT_IMPORT: &str = "compat_mediarithmics_import:";
+
+/// A mediarithmics user account compartment: a namespace of user account ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Compartment {
+    /// A positive integer, unique in the workspace.
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "default")]
+    pub token: String,
+    #[schema(example = "Default")]
+    pub name: String,
+    /// Exactly one compartment is the default.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// The workspace's compartments (`/compat/mediarithmics`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediarithmicsSettings {
+    pub compartments: Vec<Compartment>,
+}
+
+impl Default for MediarithmicsSettings {
+    fn default() -> Self {
+        Self {
+            compartments: vec![Compartment {
+                id: 1,
+                token: "default".into(),
+                name: "Default".into(),
+                default: true,
+            }],
+        }
+    }
+}
+
+impl MediarithmicsSettings {
+    /// The default compartment's id.
+    pub fn default_compartment(&self) -> i64 {
+        self.compartments
+            .iter()
+            .find(|c| c.default)
+            .map_or(1, |c| c.id)
+    }
+
+    pub fn has_compartment(&self, id: i64) -> bool {
+        self.compartments.iter().any(|c| c.id == id)
+    }
+
+    fn violations(&self) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        if self.compartments.is_empty() || self.compartments.len() > 1000 {
+            violations.push(Violation::new(
+                "/compartments",
+                "list 1 to 1000 compartments",
+            ));
+        }
+        if self.compartments.iter().filter(|c| c.default).count() != 1 {
+            violations.push(Violation::new(
+                "/compartments",
+                "exactly one compartment is the default",
+            ));
+        }
+        for (i, c) in self.compartments.iter().enumerate() {
+            if c.id < 1 || self.compartments[..i].iter().any(|o| o.id == c.id) {
+                violations.push(Violation::new(
+                    format!("/compartments/{i}/id"),
+                    "an id is a positive integer, unique among the compartments",
+                ));
+            }
+            for (key, text) in [("token", &c.token), ("name", &c.name)] {
+                if text.trim().is_empty() || text.len() > 255 {
+                    violations.push(Violation::new(
+                        format!("/compartments/{i}/{key}"),
+                        "1 to 255 bytes",
+                    ));
+                }
+            }
+        }
+        violations
+    }
+}
+
+/// A mediarithmics document import: what its executions' bodies hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentImport {
+    pub id: String,
+    pub name: String,
+    pub document_type: String,
+    pub mime_type: String,
+    pub encoding: String,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+}
+
+impl Service {
+    pub async fn mediarithmics_settings(&self, ws: WorkspaceId) -> Result<MediarithmicsSettings> {
+        Ok(self
+            .json_setting(ws, MEDIARITHMICS, "mediarithmics settings")
+            .await?
+            .unwrap_or_default())
+    }
+
+    pub async fn set_mediarithmics_settings(
+        &self,
+        ws: WorkspaceId,
+        settings: &MediarithmicsSettings,
+    ) -> Result<()> {
+        let violations = settings.violations();
+        if !violations.is_empty() {
+            return Err(ServiceError::Invalid(violations));
+        }
+        self.save_json_setting(ws, MEDIARITHMICS, settings).await
+    }
+
+    /// Keeps a document import (its id is new).
+    pub async fn save_document_import(
+        &self,
+        ws: WorkspaceId,
+        import: &DocumentImport,
+    ) -> Result<()> {
+        self.save_json_setting(ws, &format!("{DOCUMENT_IMPORT}{}", import.id), import)
+            .await
+    }
+
+    pub async fn document_import(&self, ws: WorkspaceId, id: &str) -> Result<DocumentImport> {
+        self.json_setting(ws, &format!("{DOCUMENT_IMPORT}{id}"), "document import")
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("document import `{id}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compartments_need_one_default_and_unique_ids() {
+        assert!(MediarithmicsSettings::default().violations().is_empty());
+        let c = |id, default| Compartment {
+            id,
+            token: format!("t{id}"),
+            name: format!("n{id}"),
+            default,
+        };
+        let two_defaults = MediarithmicsSettings {
+            compartments: vec![c(1, true), c(2, true)],
+        };
+        assert_eq!(two_defaults.violations().len(), 1);
+        let same_id = MediarithmicsSettings {
+            compartments: vec![c(1, true), c(1, false)],
+        };
+        assert_eq!(same_id.violations()[0].pointer, "/compartments/1/id");
+        let fine = MediarithmicsSettings {
+            compartments: vec![c(1, false), c(1606, true)],
+        };
+        assert!(fine.violations().is_empty());
+        assert_eq!(fine.default_compartment(), 1606);
+        assert!(fine.has_compartment(1) && !fine.has_compartment(2));
     }
 }

@@ -67,12 +67,18 @@ enum Outcome {
     Skipped,
 }
 
+/// A vendor's import format: one JSON command a line, parsed into a native command (the
+/// error is the reason the line fails).
+pub type LineParser = Arc<dyn Fn(&str) -> std::result::Result<ImportCommand, String> + Send + Sync>;
+
 /// A running import: feed it the input in chunks, then finish it.
 pub struct Importer {
     service: Arc<Service>,
     ws: WorkspaceId,
     ctx: Arc<WriteContext>,
     format: ImportFormat,
+    /// A vendor's lines instead of profiled's NDJSON.
+    parser: Option<LineParser>,
     csv: Option<CsvLayout>,
     record: ImportRecord,
     /// The part of a line not yet ended by a newline.
@@ -98,11 +104,34 @@ impl Importer {
         ctx: WriteContext,
         format: ImportFormat,
     ) -> Result<Self> {
+        Self::begin(service, ws, ctx, format, None, format.as_str()).await
+    }
+
+    /// Starts an import job whose lines are a vendor's commands; `name` is recorded as the
+    /// job's format.
+    pub async fn start_vendor(
+        service: Arc<Service>,
+        ws: WorkspaceId,
+        ctx: WriteContext,
+        name: &str,
+        parser: LineParser,
+    ) -> Result<Self> {
+        Self::begin(service, ws, ctx, ImportFormat::Ndjson, Some(parser), name).await
+    }
+
+    async fn begin(
+        service: Arc<Service>,
+        ws: WorkspaceId,
+        ctx: WriteContext,
+        format: ImportFormat,
+        parser: Option<LineParser>,
+        name: &str,
+    ) -> Result<Self> {
         let now = now();
         let record = ImportRecord {
             id: uuid::Uuid::now_v7().to_string(),
             status: "running".into(),
-            format: format.as_str().into(),
+            format: name.into(),
             requested_by: ctx.actor.clone(),
             started_at: now,
             updated_at: now,
@@ -118,6 +147,7 @@ impl Importer {
             ws,
             ctx: Arc::new(ctx),
             format,
+            parser,
             csv: None,
             record,
             pending: Vec::new(),
@@ -219,6 +249,7 @@ impl Importer {
         }
         let limits = &self.service.limits;
         let command = match self.format {
+            _ if self.parser.is_some() => (self.parser.as_ref().expect("checked"))(text),
             ImportFormat::Ndjson => profiled_core::import::parse_ndjson(text, limits),
             ImportFormat::Csv => match &self.csv {
                 None => {
@@ -361,6 +392,20 @@ impl Applier {
                         identities,
                         change: change(properties, mode),
                         ctx: self.ctx.clone(),
+                        create: true,
+                    });
+                }
+                ImportCommand::Edit {
+                    identities,
+                    ops,
+                    create,
+                } => {
+                    lines.push(line_no);
+                    upserts.push(BatchUpsert {
+                        identities,
+                        change: Change::Ops(ops),
+                        ctx: self.ctx.clone(),
+                        create,
                     });
                 }
                 ImportCommand::Delete { identities } => {
@@ -415,6 +460,11 @@ impl Applier {
     }
 
     async fn upsert_alone(&mut self, line_no: u64, upsert: &BatchUpsert) {
+        if !upsert.create {
+            let outcome = self.edit_existing(upsert).await;
+            self.results.push((line_no, outcome));
+            return;
+        }
         let outcome = self
             .service
             .upsert(
@@ -430,6 +480,27 @@ impl Applier {
             .await
             .map(|written| applied(written.created, written.changed));
         self.results.push((line_no, outcome));
+    }
+}
+
+impl Applier {
+    /// An edit that may not create a profile: applied to the one its identities lead to.
+    async fn edit_existing(&self, upsert: &BatchUpsert) -> Result<Outcome> {
+        for identity in &upsert.identities {
+            match self.service.profile_by_identity(self.ws, identity).await {
+                Ok(profile) => {
+                    let before = profile.version;
+                    let after = self
+                        .service
+                        .change(self.ws, &self.ctx, &profile.id, upsert.change.clone(), None)
+                        .await?;
+                    return Ok(applied(false, after.version != before));
+                }
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Outcome::Skipped)
     }
 }
 
@@ -457,6 +528,7 @@ fn from_batch(outcome: BatchOutcome) -> Result<Outcome> {
         BatchOutcome::Applied {
             created, changed, ..
         } => Ok(applied(created, changed)),
+        BatchOutcome::Skipped => Ok(Outcome::Skipped),
         BatchOutcome::Failed(e) => Err(e),
     }
 }

@@ -60,6 +60,38 @@ pub struct Service {
 }
 
 impl Service {
+    /// A workspace setting decoded from its JSON; `None` when it was never saved. `what`
+    /// names it in the error a stored document that no longer decodes gives.
+    pub(crate) async fn json_setting<T: serde::de::DeserializeOwned>(
+        &self,
+        ws: profiled_core::WorkspaceId,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
+        match self.store.setting(ws, name).await? {
+            None => Ok(None),
+            Some((value, _)) => serde_json::from_value(value).map(Some).map_err(|e| {
+                ServiceError::Store(profiled_store::StoreError::Corrupt(format!("{what}: {e}")))
+            }),
+        }
+    }
+
+    /// Saves a workspace setting as JSON.
+    pub(crate) async fn save_json_setting<T: serde::Serialize>(
+        &self,
+        ws: profiled_core::WorkspaceId,
+        name: &str,
+        value: &T,
+    ) -> Result<()> {
+        let value = serde_json::to_value(value).expect("settings serialise");
+        self.store
+            .save_setting(ws, name, Some(&value), profiles::now())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Service {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         Self {
             store,

@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use profiled_core::end_user::EndUserRules;
 use profiled_core::ops::PropertyOps;
 use profiled_core::{Identity, Profile, ProfileId, Violation, WorkspaceId};
-use profiled_store::{SessionRecord, StoreError};
+use profiled_store::SessionRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -291,12 +291,10 @@ impl Service {
 
     /// The end users' rules of a workspace.
     pub async fn end_user_settings(&self, ws: WorkspaceId) -> Result<EndUserSettings> {
-        match self.store.setting(ws, SETTING).await? {
-            None => Ok(EndUserSettings::default()),
-            Some((value, _)) => serde_json::from_value(value).map_err(|e| {
-                ServiceError::Store(StoreError::Corrupt(format!("end user settings: {e}")))
-            }),
-        }
+        Ok(self
+            .json_setting(ws, SETTING, "end user settings")
+            .await?
+            .unwrap_or_default())
     }
 
     pub async fn set_end_user_settings(
@@ -305,11 +303,7 @@ impl Service {
         settings: &EndUserSettings,
     ) -> Result<()> {
         settings.check()?;
-        let value = serde_json::to_value(settings).expect("settings serialise");
-        self.store
-            .save_setting(ws, SETTING, Some(&value), now())
-            .await?;
-        Ok(())
+        self.save_json_setting(ws, SETTING, settings).await
     }
 
     /// The end user's own profile, with hidden properties removed.

@@ -10,6 +10,7 @@ mod cli;
 mod companies;
 mod compat_chameleon;
 mod compat_inkeep;
+mod compat_mediarithmics;
 mod compat_userflux;
 mod concurrency;
 mod deletions;

@@ -5,6 +5,7 @@
 
 pub mod chameleon;
 pub mod inkeep;
+pub mod mediarithmics;
 pub mod userflux;
 
 use axum::http::header;

@@ -9,7 +9,7 @@ use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::ServiceError;
-use crate::service::compat_settings::InkeepMapping;
+use crate::service::compat_settings::{InkeepMapping, MediarithmicsSettings};
 use crate::service::identity_provider::IdentityProvider;
 use crate::service::sessions::EndUserSettings;
 
@@ -162,4 +162,38 @@ pub async fn put_inkeep_mapping(
     let ws = caller.admin()?;
     state.service.set_inkeep_mapping(ws, &mapping).await?;
     Ok(Json(mapping))
+}
+
+#[utoipa::path(
+    get, path = "/v1/workspace/compat/mediarithmics", tag = "workspaces",
+    responses((status = 200, body = MediarithmicsSettings)),
+    security(("api_key" = []))
+)]
+/// The user account compartments mediarithmics' API sees (`/compat/mediarithmics`).
+pub async fn get_mediarithmics_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<MediarithmicsSettings>, ApiError> {
+    let ws = caller.read()?;
+    Ok(Json(state.service.mediarithmics_settings(ws).await?))
+}
+
+#[utoipa::path(
+    put, path = "/v1/workspace/compat/mediarithmics", tag = "workspaces",
+    request_body = MediarithmicsSettings,
+    responses((status = 200, body = MediarithmicsSettings), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// Set the compartments: positive unique ids, exactly one the default.
+pub async fn put_mediarithmics_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(settings): ApiJson<MediarithmicsSettings>,
+) -> Result<Json<MediarithmicsSettings>, ApiError> {
+    let ws = caller.admin()?;
+    state
+        .service
+        .set_mediarithmics_settings(ws, &settings)
+        .await?;
+    Ok(Json(settings))
 }

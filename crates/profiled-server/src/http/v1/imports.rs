@@ -23,7 +23,8 @@ pub struct ImportView {
     /// (the server stopped while it ran).
     pub status: String,
     /// `ndjson` or `csv`; `chameleon` for a batch of Chameleon's profile webhook
-    /// (`/compat/chameleon`), whose failures number the batch's items from 1.
+    /// (`/compat/chameleon`), whose failures number the batch's items from 1;
+    /// `mediarithmics:<import id>` for an execution of a mediarithmics document import.
     pub format: String,
     pub requested_by: String,
     /// RFC 3339, UTC.
@@ -104,9 +105,23 @@ pub async fn import(
             ));
         }
     };
-    let mut importer =
+    let importer =
         Importer::start(state.service.clone(), ws, caller.context(origin), format).await?;
-    let mut body = request.into_body().into_data_stream();
+    let record = feed_body(importer, request.into_body()).await?;
+    let location = HeaderValue::try_from(format!("/v1/imports/{}", record.id))
+        .expect("an id is a valid header value");
+    let mut response = (StatusCode::CREATED, Json(ImportView::from(record))).into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// Streams a request body into an import and finishes it. A body that breaks off aborts
+/// the job (what was read stays applied, and the record says why the rest is missing).
+pub async fn feed_body(
+    mut importer: Importer,
+    body: axum::body::Body,
+) -> Result<profiled_store::ImportRecord, ApiError> {
+    let mut body = body.into_data_stream();
     while let Some(chunk) = body.next().await {
         let fed = match chunk {
             Ok(bytes) => importer.feed(&bytes).await,
@@ -122,12 +137,7 @@ pub async fn import(
             return Err(e.into());
         }
     }
-    let record = importer.finish().await?;
-    let location = HeaderValue::try_from(format!("/v1/imports/{}", record.id))
-        .expect("an id is a valid header value");
-    let mut response = (StatusCode::CREATED, Json(ImportView::from(record))).into_response();
-    response.headers_mut().insert(header::LOCATION, location);
-    Ok(response)
+    Ok(importer.finish().await?)
 }
 
 #[utoipa::path(
