@@ -127,6 +127,10 @@ fn api() -> OpenApiRouter<AppState> {
             v1::end_users::put_inkeep_mapping
         ))
         .routes(routes!(
+            v1::end_users::get_akinon_settings,
+            v1::end_users::put_akinon_settings
+        ))
+        .routes(routes!(
             v1::end_users::get_mediarithmics_settings,
             v1::end_users::put_mediarithmics_settings
         ))
@@ -170,6 +174,7 @@ pub fn router(service: Arc<Service>) -> Router {
     let inkeep = compat::inkeep::router().with_state(state.clone());
     let chameleon = compat::chameleon::router().with_state(state.clone());
     let mediarithmics = compat::mediarithmics::router().with_state(state.clone());
+    let akinon = compat::akinon::router().with_state(state.clone());
     let chameleon_root = compat::chameleon::root_with_slash().with_state(state.clone());
     let (api, openapi) = api().with_state(state).split_for_parts();
     Router::new()
@@ -178,6 +183,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .nest("/compat/inkeep", inkeep)
         .nest("/compat/chameleon", chameleon)
         .nest("/compat/mediarithmics", mediarithmics)
+        .nest("/compat/akinon", akinon)
         .route("/compat/chameleon/", chameleon_root)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })

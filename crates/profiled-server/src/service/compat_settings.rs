@@ -198,6 +198,142 @@ impl Service {
     }
 }
 
+const AKINON: &str = "compat_akinon";
+
+/// Akinon's profile fields, each kept in the property of the same name.
+pub const AKINON_FIELDS: [&str; 12] = [
+    "first_name",
+    "last_name",
+    "email_allowed",
+    "sms_allowed",
+    "whatsapp_allowed",
+    "call_allowed",
+    "email",
+    "phone",
+    "date_of_birth",
+    "gender",
+    "language_code",
+    "attributes",
+];
+
+/// What a secret reads as once set.
+const MASK: &str = "********";
+
+/// Where a workspace's profile changes are sent after an update through
+/// `/users/profile-with-loyalty/` (Akinon's `CUSTOMER_LOYALTY_CARD_SERVICE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoyaltyService {
+    #[schema(example = "https://loyalty.example.com/profile-changes")]
+    pub url: String,
+    /// Signs each delivery (HMAC-SHA256 of the body in `X-Profiled-Signature`); reads back as
+    /// `********`, and sending `********` keeps the one set.
+    pub secret: String,
+}
+
+/// How `/compat/akinon` behaves in a workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AkinonSettings {
+    /// Akinon's `USER_REQUIRED_FIELDS`: fields a `PUT` must carry.
+    #[serde(default)]
+    #[schema(example = json!(["first_name", "last_name"]))]
+    pub required_fields: Vec<String>,
+    /// Whether `/users/profile-with-loyalty/` verifies a phone change with a code.
+    #[serde(default = "yes")]
+    pub verify_phone: bool,
+    #[serde(default)]
+    pub loyalty_service: Option<LoyaltyService>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AkinonSettings {
+    fn default() -> Self {
+        Self {
+            required_fields: Vec::new(),
+            verify_phone: true,
+            loyalty_service: None,
+        }
+    }
+}
+
+impl AkinonSettings {
+    /// The settings as shown: the loyalty secret masked.
+    pub fn masked(mut self) -> Self {
+        if let Some(service) = &mut self.loyalty_service {
+            service.secret = MASK.into();
+        }
+        self
+    }
+
+    fn violations(&self) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        for (i, field) in self.required_fields.iter().enumerate() {
+            if !AKINON_FIELDS.contains(&field.as_str()) {
+                violations.push(Violation::new(
+                    format!("/required_fields/{i}"),
+                    format!("`{field}` is not one of Akinon's writable profile fields"),
+                ));
+            }
+        }
+        if let Some(service) = &self.loyalty_service {
+            let url_ok = (service.url.starts_with("https://")
+                || service.url.starts_with("http://"))
+                && service.url.len() <= 2048;
+            if !url_ok {
+                violations.push(Violation::new("/loyalty_service/url", "an http(s) URL"));
+            }
+            if service.secret.len() < 16 {
+                violations.push(Violation::new(
+                    "/loyalty_service/secret",
+                    "a secret of at least 16 bytes",
+                ));
+            }
+        }
+        violations
+    }
+}
+
+impl Service {
+    pub async fn akinon_settings(&self, ws: WorkspaceId) -> Result<AkinonSettings> {
+        Ok(self
+            .json_setting(ws, AKINON, "akinon settings")
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Saves the settings; a masked secret keeps the one already set.
+    pub async fn set_akinon_settings(
+        &self,
+        ws: WorkspaceId,
+        mut settings: AkinonSettings,
+    ) -> Result<AkinonSettings> {
+        if let Some(service) = &mut settings.loyalty_service
+            && service.secret == MASK
+        {
+            let current = self.akinon_settings(ws).await?;
+            match current.loyalty_service {
+                Some(old) => service.secret = old.secret,
+                None => {
+                    return Err(ServiceError::Invalid(vec![Violation::new(
+                        "/loyalty_service/secret",
+                        "no secret is set yet: send one",
+                    )]));
+                }
+            }
+        }
+        let violations = settings.violations();
+        if !violations.is_empty() {
+            return Err(ServiceError::Invalid(violations));
+        }
+        self.save_json_setting(ws, AKINON, &settings).await?;
+        Ok(settings.masked())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

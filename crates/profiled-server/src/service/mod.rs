@@ -15,6 +15,7 @@ pub mod exports;
 pub mod identity_provider;
 pub mod imports;
 mod key_cache;
+pub mod loyalty;
 mod merges;
 mod profiles;
 mod rules;

@@ -322,8 +322,21 @@ impl Service {
         change: EndUserChange,
         verification: &super::verification::Verification,
     ) -> Result<MyWrite> {
+        let rules = self.end_user_settings(user.workspace).await?.rules()?;
+        self.change_my_profile_under(user, change, verification, &rules)
+            .await
+    }
+
+    /// An end user's write under rules of the caller's choosing (a vendor's self-service API
+    /// has its own writable fields and verified ones).
+    pub async fn change_my_profile_under(
+        &self,
+        user: &EndUser,
+        change: EndUserChange,
+        verification: &super::verification::Verification,
+        rules: &EndUserRules,
+    ) -> Result<MyWrite> {
         let ws = user.workspace;
-        let rules = self.end_user_settings(ws).await?.rules()?;
         // The check is made on the profile as read; if another write lands in between, the
         // version no longer matches and the check is made again on the newer profile.
         let mut attempts = 0;

@@ -94,7 +94,7 @@ fn hash(text: &str) -> Vec<u8> {
 }
 
 /// HMAC-SHA256 (RFC 2104) of a message.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));

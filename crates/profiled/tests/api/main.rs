@@ -8,6 +8,7 @@ mod auth;
 mod changes;
 mod cli;
 mod companies;
+mod compat_akinon;
 mod compat_chameleon;
 mod compat_inkeep;
 mod compat_mediarithmics;

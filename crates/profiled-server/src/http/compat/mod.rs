@@ -3,6 +3,7 @@
 //! rules: scopes, validation, segments) and answers in the vendor's own shapes, errors
 //! included.
 
+pub mod akinon;
 pub mod chameleon;
 pub mod inkeep;
 pub mod mediarithmics;

@@ -9,7 +9,7 @@ use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::ServiceError;
-use crate::service::compat_settings::{InkeepMapping, MediarithmicsSettings};
+use crate::service::compat_settings::{AkinonSettings, InkeepMapping, MediarithmicsSettings};
 use crate::service::identity_provider::IdentityProvider;
 use crate::service::sessions::EndUserSettings;
 
@@ -196,4 +196,35 @@ pub async fn put_mediarithmics_settings(
         .set_mediarithmics_settings(ws, &settings)
         .await?;
     Ok(Json(settings))
+}
+
+#[utoipa::path(
+    get, path = "/v1/workspace/compat/akinon", tag = "workspaces",
+    responses((status = 200, body = AkinonSettings)),
+    security(("api_key" = []))
+)]
+/// How `/compat/akinon` behaves: required fields, phone verification, the loyalty service
+/// (its secret masked).
+pub async fn get_akinon_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<AkinonSettings>, ApiError> {
+    let ws = caller.read()?;
+    Ok(Json(state.service.akinon_settings(ws).await?.masked()))
+}
+
+#[utoipa::path(
+    put, path = "/v1/workspace/compat/akinon", tag = "workspaces",
+    request_body = AkinonSettings,
+    responses((status = 200, body = AkinonSettings), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+/// Set Akinon's `USER_REQUIRED_FIELDS`, phone verification and loyalty service.
+pub async fn put_akinon_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(settings): ApiJson<AkinonSettings>,
+) -> Result<Json<AkinonSettings>, ApiError> {
+    let ws = caller.admin()?;
+    Ok(Json(state.service.set_akinon_settings(ws, settings).await?))
 }
