@@ -76,10 +76,12 @@ impl Limits {
     ) -> Result<(), DomainError> {
         let mut walk = Walk {
             limits: self,
+            base,
+            path: Vec::new(),
             keys: 0,
             violations: Vec::new(),
         };
-        walk.object(properties, base, 1);
+        walk.object(properties, 1);
         if walk.keys > self.max_properties {
             walk.violations.push(Violation::new(
                 base,
@@ -97,71 +99,91 @@ impl Limits {
     }
 }
 
-struct Walk<'a> {
+/// One step of the walk into the properties.
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+struct Walk<'a, 'v> {
     limits: &'a Limits,
+    base: &'a str,
+    /// Where the walk is; written out as a JSON pointer only for a violation, since every
+    /// write walks every key.
+    path: Vec<Step<'v>>,
     keys: usize,
     violations: Vec<Violation>,
 }
 
-impl Walk<'_> {
+impl<'v> Walk<'_, 'v> {
     /// Stops collecting after a handful of violations: one bad value repeated a thousand
     /// times needs one message, not a thousand.
     const MAX_REPORTED: usize = 20;
 
-    fn object(&mut self, object: &Map<String, Value>, pointer: &str, depth: usize) {
-        if !self.depth_ok(pointer, depth) {
+    fn object(&mut self, object: &'v Map<String, Value>, depth: usize) {
+        if !self.depth_ok(depth) {
             return;
         }
         self.keys += object.len();
         for (key, value) in object {
-            let child = format!("{pointer}/{}", pointer_token(key));
+            self.path.push(Step::Key(key));
             if key.len() > self.limits.max_key_length {
-                self.report(
-                    &child,
-                    format!("a key is at most {} bytes", self.limits.max_key_length),
-                );
+                self.report(format!(
+                    "a key is at most {} bytes",
+                    self.limits.max_key_length
+                ));
             }
-            self.value(value, &child, depth);
+            self.value(value, depth);
+            self.path.pop();
         }
     }
 
-    fn value(&mut self, value: &Value, pointer: &str, depth: usize) {
+    fn value(&mut self, value: &'v Value, depth: usize) {
         match value {
-            Value::Object(object) => self.object(object, pointer, depth + 1),
-            Value::Array(items) if self.depth_ok(pointer, depth + 1) => {
+            Value::Object(object) => self.object(object, depth + 1),
+            Value::Array(items) if self.depth_ok(depth + 1) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.value(item, &format!("{pointer}/{i}"), depth + 1);
+                    self.path.push(Step::Index(i));
+                    self.value(item, depth + 1);
+                    self.path.pop();
                 }
             }
-            Value::String(s) if s.len() > self.limits.max_string_length => self.report(
-                pointer,
-                format!(
-                    "a string is at most {} bytes",
-                    self.limits.max_string_length
-                ),
-            ),
+            Value::String(s) if s.len() > self.limits.max_string_length => self.report(format!(
+                "a string is at most {} bytes",
+                self.limits.max_string_length
+            )),
             _ => {}
         }
     }
 
-    fn depth_ok(&mut self, pointer: &str, depth: usize) -> bool {
+    fn depth_ok(&mut self, depth: usize) -> bool {
         if depth > self.limits.max_depth {
-            self.report(
-                pointer,
-                format!(
-                    "properties nest at most {} levels deep",
-                    self.limits.max_depth
-                ),
-            );
+            self.report(format!(
+                "properties nest at most {} levels deep",
+                self.limits.max_depth
+            ));
             false
         } else {
             true
         }
     }
 
-    fn report(&mut self, pointer: &str, message: String) {
+    fn pointer(&self) -> String {
+        let mut pointer = self.base.to_owned();
+        for step in &self.path {
+            pointer.push('/');
+            match step {
+                Step::Key(key) => pointer.push_str(&pointer_token(key)),
+                Step::Index(i) => pointer.push_str(&i.to_string()),
+            }
+        }
+        pointer
+    }
+
+    fn report(&mut self, message: String) {
         if self.violations.len() < Self::MAX_REPORTED {
-            self.violations.push(Violation::new(pointer, message));
+            self.violations
+                .push(Violation::new(self.pointer(), message));
         }
     }
 }

@@ -211,13 +211,20 @@ pub struct SqliteConfig {
     pub synchronous: Synchronous,
     /// Connections used for reads.
     pub read_connections: u32,
+    /// The page cache of each writing connection, in MiB.
+    pub writer_cache_mib: u32,
+    /// How much of the database file is mapped into memory, in MiB (0: none).
+    pub mmap_mib: u32,
 }
 
 impl Default for SqliteConfig {
     fn default() -> Self {
+        let store = SqliteSettings::default();
         Self {
             synchronous: Synchronous::Full,
-            read_connections: 8,
+            read_connections: store.read_connections,
+            writer_cache_mib: store.writer_cache_mib,
+            mmap_mib: store.mmap_mib,
         }
     }
 }
@@ -237,6 +244,8 @@ impl SqliteConfig {
                 Synchronous::Normal => Durability::Normal,
             },
             read_connections: self.read_connections,
+            writer_cache_mib: self.writer_cache_mib,
+            mmap_mib: self.mmap_mib,
             ..SqliteSettings::default()
         }
     }
@@ -480,6 +489,12 @@ impl Config {
         if self.sqlite.read_connections == 0 {
             bail!("sqlite.read_connections must be at least 1");
         }
+        if !(2..=65536).contains(&self.sqlite.writer_cache_mib) {
+            bail!("sqlite.writer_cache_mib must be 2 to 65536");
+        }
+        if self.sqlite.mmap_mib > 1 << 20 {
+            bail!("sqlite.mmap_mib must be at most 1048576 (1 TiB)");
+        }
         let cookie_ok = !self.sessions.cookie_name.is_empty()
             && self
                 .sessions
@@ -568,6 +583,20 @@ mod tests {
                 hourly.segments.settings().refresh,
                 std::time::Duration::from_secs(3600)
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sqlite_memory_settings_reach_the_store_and_are_bounded() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PROFILED_SQLITE__MMAP_MIB", "256");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            let settings = config.sqlite.settings();
+            assert_eq!(settings.mmap_mib, 256);
+            assert_eq!(settings.writer_cache_mib, 2);
+            jail.create_file("tiny.toml", "[sqlite]\nwriter_cache_mib = 1\n")?;
+            assert!(Config::load(Some("tiny.toml".into()), Overrides::default()).is_err());
             Ok(())
         });
     }

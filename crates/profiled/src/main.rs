@@ -129,6 +129,11 @@ fn parse_scope(text: &str) -> Result<Scope, String> {
     Scope::parse(text).ok_or_else(|| "expected one of: write, read, read_write, admin".into())
 }
 
+/// mimalloc instead of glibc's malloc: imports and batched writes allocate and free many
+/// short-lived JSON values, which glibc serves slowly (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let (listen, limits) = match &mut cli.command {

@@ -61,6 +61,14 @@ pub struct SqliteSettings {
     pub read_connections: u32,
     /// How long a write waits for another process holding the file lock.
     pub busy_timeout: Duration,
+    /// The page cache of each writing connection, in MiB (SQLite's default is about 2): more
+    /// keeps the pages writes touch in memory. Measured on 100,000 profiles, 64 MiB did not
+    /// change write throughput (docs/benchmarks.md).
+    pub writer_cache_mib: u32,
+    /// How much of the database file connections map into memory, in MiB (0: none, SQLite's
+    /// default). Reads then come straight from the OS page cache instead of being copied into
+    /// each connection's cache; mapped pages count in the process's resident memory.
+    pub mmap_mib: u32,
 }
 
 impl Default for SqliteSettings {
@@ -69,6 +77,8 @@ impl Default for SqliteSettings {
             durability: Durability::Full,
             read_connections: 8,
             busy_timeout: Duration::from_secs(10),
+            writer_cache_mib: 2,
+            mmap_mib: 0,
         }
     }
 }
@@ -117,18 +127,27 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // Deleted content is overwritten with zeros, so a forgotten profile is not left
             // behind in free space of the database file.
-            .pragma("secure_delete", "on");
+            .pragma("secure_delete", "on")
+            .pragma(
+                "mmap_size",
+                (u64::from(settings.mmap_mib) << 20).to_string(),
+            );
+        // A negative cache size is in KiB.
+        let writing = options.clone().pragma(
+            "cache_size",
+            format!("-{}", u64::from(settings.writer_cache_mib.max(2)) * 1024),
+        );
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(options.clone())
+            .connect_with(writing.clone())
             .await?;
         migrator()
             .run(&writer)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let profile_writes =
-            group_commit::GroupCommit::new(sqlx::ConnectOptions::connect(&options).await?);
+            group_commit::GroupCommit::new(sqlx::ConnectOptions::connect(&writing).await?);
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.read_connections.max(1))
             .connect_with(options.read_only(true))
