@@ -170,16 +170,20 @@ fn search_sql(ws: WorkspaceId, query: &SearchQuery) -> Sql {
         sql.push(" AND ");
         after_keyset(&mut sql, &parts, &keyset.id);
     }
-    sql.push(" ORDER BY ");
-    for (columns, descending) in &keys {
-        for part in &columns.parts {
-            sql.push(&format!(
-                "{part} {}, ",
-                if *descending { "DESC" } else { "ASC" }
-            ));
-        }
+    let mut order: Vec<String> = keys
+        .iter()
+        .flat_map(|(columns, descending)| {
+            columns
+                .parts
+                .iter()
+                .map(move |part| format!("{part} {}", if *descending { "DESC" } else { "ASC" }))
+        })
+        .collect();
+    // Ids are unique, so a sort by id needs no tie-break.
+    if !query.sort.iter().any(|k| k.field == Field::Id) {
+        order.push("p.id ASC".into());
     }
-    sql.push("p.id ASC LIMIT ");
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
     sql.bind(Bind::Int(i64::from(query.limit)));
     sql
 }

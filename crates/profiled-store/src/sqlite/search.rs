@@ -128,14 +128,16 @@ fn search_sql(ws: WorkspaceId, query: &SearchQuery) -> Sql {
         sql.push(" AND ");
         after_keyset(&mut sql, &keys, keyset, 0);
     }
-    sql.push(" ORDER BY ");
-    for (expr, descending) in &keys {
-        sql.push(&format!(
-            "{expr} {}, ",
-            if *descending { "DESC" } else { "ASC" }
-        ));
+    let mut order: Vec<String> = keys
+        .iter()
+        .map(|(expr, descending)| format!("{expr} {}", if *descending { "DESC" } else { "ASC" }))
+        .collect();
+    // Ids are unique, so a sort by id needs no tie-break; `p.id DESC, p.id ASC` would also
+    // keep SQLite from walking an index backwards (it sorted every match instead).
+    if !query.sort.iter().any(|k| k.field == Field::Id) {
+        order.push("p.id ASC".into());
     }
-    sql.push("p.id ASC LIMIT ");
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")));
     sql.bind(Bind::Int(i64::from(query.limit)));
     sql
 }

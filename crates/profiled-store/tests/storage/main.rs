@@ -604,6 +604,31 @@ async fn a_declared_index_serves_equality_range_and_sort() {
                 q.filter
             );
         }
+        // Newest first on an indexed equality (Chameleon's search order): the index is walked
+        // backwards, with no sort of every match.
+        let newest_first = query(
+            r#"properties.plan = "team""#,
+            vec![SortKey {
+                field: Field::Id,
+                descending: true,
+            }],
+        );
+        let plan = store.explain_search(ws, &newest_first).await.unwrap();
+        assert!(plan.contains("profiles_by_"), "{plan}");
+        if plan.contains("SEARCH") {
+            assert!(
+                !plan.contains("TEMP B-TREE"),
+                "SQLite sorted the matches: {plan}"
+            );
+        }
+        let page = store.search(ws, &newest_first).await.unwrap();
+        let ids: Vec<&str> = page.profiles.iter().map(|p| p.id.0.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "p360", "p320", "p280", "p240", "p200", "p160", "p120", "p080", "p040", "p000"
+            ]
+        );
         let indexes = store.property_indexes(ws).await.unwrap();
         assert_eq!(indexes.len(), 2);
         assert_eq!(
