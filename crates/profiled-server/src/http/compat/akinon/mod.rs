@@ -360,7 +360,12 @@ async fn update(
     let writable: Vec<String> = fields::FIELDS.iter().map(|f| (*f).to_owned()).collect();
     let rules =
         EndUserRules::parse(&writable, &hidden, &verified, "").map_err(ServiceError::from)?;
-    let before = current(&state, &user).await?;
+    // The loyalty service hears which fields changed, so the profile is read before.
+    let loyalty_service = settings.loyalty_service.filter(|_| loyalty);
+    let before = match &loyalty_service {
+        Some(_) => Some(current(&state, &user).await?),
+        None => None,
+    };
     let change = EndUserChange::Change(Change::Ops(PropertyOps {
         set,
         ..PropertyOps::default()
@@ -373,9 +378,7 @@ async fn update(
             .into_response()),
         MyWrite::Applied(profile) => {
             let view = fields::view(&profile);
-            if loyalty
-                && let Some(service) = settings.loyalty_service
-            {
+            if let (Some(service), Some(before)) = (loyalty_service, before) {
                 let old = fields::view(&before);
                 let changed: Vec<&str> = fields::FIELDS.iter().copied().filter(|f| old[*f] != view[*f]).collect();
                 if !changed.is_empty() {
