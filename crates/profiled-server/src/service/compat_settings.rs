@@ -1,5 +1,6 @@
-//! Per-workspace settings of the compat dialects: where a vendor's fields live among
-//! profiled's properties.
+//! Per-workspace settings of the compat dialects: where Inkeep's fields live among
+//! profiled's properties, mediarithmics' compartments and document imports, Akinon's required
+//! fields, phone verification and loyalty service.
 
 use profiled_core::{Violation, WorkspaceId};
 use serde::{Deserialize, Serialize};

@@ -248,10 +248,10 @@ impl Importer {
             return Ok(());
         }
         let limits = &self.service.limits;
-        let command = match self.format {
-            _ if self.parser.is_some() => (self.parser.as_ref().expect("checked"))(text),
-            ImportFormat::Ndjson => profiled_core::import::parse_ndjson(text, limits),
-            ImportFormat::Csv => match &self.csv {
+        let command = match (&self.parser, self.format) {
+            (Some(parse), _) => parse(text),
+            (None, ImportFormat::Ndjson) => profiled_core::import::parse_ndjson(text, limits),
+            (None, ImportFormat::Csv) => match &self.csv {
                 None => {
                     match csv_cells(text)
                         .and_then(|cells| CsvLayout::from_header(cells.iter().map(String::as_str)))

@@ -117,12 +117,12 @@ impl From<ServiceError> for AkinonError {
 
 impl From<ApiError> for AkinonError {
     fn from(e: ApiError) -> Self {
-        if let ApiError::Service(ServiceError::Invalid(_) | ServiceError::BadCode(_)) = &e {
-            let ApiError::Service(inner) = e else {
-                unreachable!("matched above")
-            };
-            return inner.into();
-        }
+        let e = match e {
+            ApiError::Service(inner @ (ServiceError::Invalid(_) | ServiceError::BadCode(_))) => {
+                return inner.into();
+            }
+            other => other,
+        };
         let (problem, _) = e.into_problem();
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
