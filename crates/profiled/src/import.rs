@@ -162,12 +162,11 @@ async fn remote(
         }
     });
     let started = std::time::Instant::now();
-    let url = format!(
-        "{}/v1/imports?format={}",
-        server.trim_end_matches('/'),
-        format.as_str()
-    );
-    let response = reqwest::Client::new()
+    let client = reqwest::Client::new();
+    let base = server.trim_end_matches('/');
+    check_key(&client, base, key).await?;
+    let url = format!("{base}/v1/imports?format={}", format.as_str());
+    let response = client
         .post(&url)
         .bearer_auth(key)
         .header(
@@ -208,6 +207,29 @@ async fn remote(
         c.failed
     );
     print_failures(&report.id, c.failed, &report.failures);
+    Ok(())
+}
+
+/// Refuses a key the server does not know before the file is sent: a server answers a bad key
+/// without reading the body and may close the connection mid-upload, which hides its answer.
+async fn check_key(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    // Any job id does: the key is checked first (a write-only key then gets a 403, a reading
+    // key a 404, both fine for an import).
+    let url = format!("{base}/v1/imports/-");
+    let response = client
+        .get(&url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        anyhow::bail!(
+            "the server refused the import ({status}): {}",
+            body["detail"].as_str().unwrap_or("no detail")
+        );
+    }
     Ok(())
 }
 
