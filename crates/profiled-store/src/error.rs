@@ -21,6 +21,9 @@ pub enum StoreError {
     Contended(String),
     #[error("database error: {0}")]
     Backend(sqlx::Error),
+    /// An error of the SQLite connections the store drives on the calling thread.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -46,5 +49,15 @@ impl StoreError {
 
     pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
         matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+
+    pub(crate) fn is_sqlite_unique_violation(err: &rusqlite::Error) -> bool {
+        matches!(
+            err.sqlite_error().map(|e| e.extended_code),
+            Some(
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+        )
     }
 }

@@ -1,118 +1,66 @@
-//! Many rows per statement, for bulk writes (imports): one round trip to SQLite's thread
-//! for a thousand rows instead of one each.
+//! Bulk writes (imports, combined upserts): one cached statement run once per row, on the
+//! writer's own thread, so a thousand rows cost a thousand statement steps and no round trips.
 
 use jiff::Timestamp;
 use profiled_core::change::NewChange;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::{Connection, params};
 
 use super::micros;
 use crate::Result;
-use crate::rows::documents;
 
-/// Rows per statement: SQLite binds at most 32,766 values.
-const ROWS: usize = 1000;
-
-const PROFILE_COLUMNS: &str = "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, \
-     company_id, properties, computed, set_once, location, device, activity) ";
-
-fn profile_values(builder: &mut QueryBuilder<Sqlite>, ws: WorkspaceId, profiles: &[Profile]) {
-    builder.push_values(profiles, |mut row, p| {
-        row.push_bind(ws.0)
-            .push_bind(&p.id.0)
-            .push_bind(micros(p.created_at))
-            .push_bind(micros(p.updated_at))
-            .push_bind(p.version)
-            .push_bind(p.company.clone());
-        for document in documents(p) {
-            row.push_bind(document);
-        }
-    });
-}
-
-pub(super) async fn insert_profiles(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_profiles(
+    conn: &Connection,
     ws: WorkspaceId,
     profiles: &[Profile],
 ) -> Result<()> {
-    for chunk in profiles.chunks(ROWS) {
-        let mut builder = QueryBuilder::<Sqlite>::new(PROFILE_COLUMNS);
-        profile_values(&mut builder, ws, chunk);
-        builder.build().execute(&mut *conn).await?;
-    }
-    let identities: Vec<(ProfileId, Identity)> = profiles
-        .iter()
-        .flat_map(|p| p.identities.iter().map(|i| (p.id.clone(), i.clone())))
-        .collect();
-    let now = profiles.first().map(|p| p.created_at);
-    if let Some(now) = now {
-        insert_identities(conn, ws, &identities, now).await?;
+    for profile in profiles {
+        super::profiles::insert(conn, ws, profile)?;
     }
     Ok(())
 }
 
-/// Writes existing profiles' rows in place (an upsert on the primary key, which always finds
-/// the row).
-pub(super) async fn update_profiles(
-    conn: &mut SqliteConnection,
+pub(super) fn update_profiles(
+    conn: &Connection,
     ws: WorkspaceId,
     profiles: &[Profile],
 ) -> Result<()> {
-    for chunk in profiles.chunks(ROWS) {
-        let mut builder = QueryBuilder::<Sqlite>::new(PROFILE_COLUMNS);
-        profile_values(&mut builder, ws, chunk);
-        builder.push(
-            " ON CONFLICT (workspace_id, id) DO UPDATE SET properties = excluded.properties, \
-             computed = excluded.computed, created_at = excluded.created_at, updated_at = excluded.updated_at, \
-             version = excluded.version, set_once = excluded.set_once, company_id = excluded.company_id, \
-             location = excluded.location, device = excluded.device, activity = excluded.activity",
-        );
-        builder.build().execute(&mut *conn).await?;
+    for profile in profiles {
+        super::profiles::update(conn, ws, profile)?;
     }
     Ok(())
 }
 
-pub(super) async fn insert_identities(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_identities(
+    conn: &Connection,
     ws: WorkspaceId,
     identities: &[(ProfileId, Identity)],
     now: Timestamp,
 ) -> Result<()> {
-    for chunk in identities.chunks(ROWS) {
-        let mut builder = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO identities (workspace_id, kind, value, profile_id, created_at) ",
-        );
-        builder.push_values(chunk, |mut row, (id, identity)| {
-            row.push_bind(ws.0)
-                .push_bind(identity.kind.as_str())
-                .push_bind(&identity.value)
-                .push_bind(&id.0)
-                .push_bind(micros(now));
-        });
-        builder.build().execute(&mut *conn).await?;
+    for (id, identity) in identities {
+        super::profiles::insert_identity(conn, ws, id, identity, now)?;
     }
     Ok(())
 }
 
-pub(super) async fn append_changes(
-    conn: &mut SqliteConnection,
+pub(super) fn append_changes(
+    conn: &Connection,
     ws: WorkspaceId,
     changes: &[NewChange],
 ) -> Result<()> {
-    for chunk in changes.chunks(ROWS) {
-        let mut builder = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO changes (workspace_id, profile_id, at, actor, operation, changes, origin) ",
-        );
-        builder.push_values(chunk, |mut row, c| {
-            row.push_bind(ws.0)
-                .push_bind(&c.profile_id.0)
-                .push_bind(micros(c.at))
-                .push_bind(&c.actor)
-                .push_bind(c.operation.as_str())
-                .push_bind(serde_json::to_string(&c.changes).expect("key changes serialise"))
-                .push_bind(&c.origin);
-        });
-        builder.build().execute(&mut *conn).await?;
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO changes (workspace_id, profile_id, at, actor, operation, changes, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for c in changes {
+        statement.execute(params![
+            ws.0,
+            c.profile_id.0,
+            micros(c.at),
+            c.actor,
+            c.operation.as_str(),
+            serde_json::to_string(&c.changes).expect("key changes serialise"),
+            c.origin,
+        ])?;
     }
     Ok(())
 }

@@ -9,38 +9,39 @@ use super::micros;
 use crate::Result;
 use crate::rows::ChangeColumns;
 
-pub(super) async fn append(
-    conn: &mut SqliteConnection,
+pub(super) fn append(
+    conn: &rusqlite::Connection,
     ws: WorkspaceId,
     change: &NewChange,
 ) -> Result<i64> {
     let changes = serde_json::to_string(&change.changes).expect("key changes serialise");
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO changes (workspace_id, profile_id, at, actor, operation, changes, origin) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-    )
-    .bind(ws.0)
-    .bind(&change.profile_id.0)
-    .bind(micros(change.at))
-    .bind(&change.actor)
-    .bind(change.operation.as_str())
-    .bind(changes)
-    .bind(&change.origin)
-    .fetch_one(&mut *conn)
-    .await?;
+    let seq = conn
+        .prepare_cached(
+            "INSERT INTO changes (workspace_id, profile_id, at, actor, operation, changes, origin) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        )?
+        .query_row(
+            rusqlite::params![
+                ws.0,
+                change.profile_id.0,
+                micros(change.at),
+                change.actor,
+                change.operation.as_str(),
+                changes,
+                change.origin,
+            ],
+            |row| row.get(0),
+        )?;
     Ok(seq)
 }
 
 /// Removes every entry of a profile (it is being deleted: nothing of it may stay behind).
-pub(super) async fn forget_profile(
-    conn: &mut SqliteConnection,
+pub(super) fn forget_profile(
+    conn: &rusqlite::Connection,
     ws: WorkspaceId,
     id: &ProfileId,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM changes WHERE workspace_id = ? AND profile_id = ?")
-        .bind(ws.0)
-        .bind(&id.0)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("DELETE FROM changes WHERE workspace_id = ? AND profile_id = ?")?
+        .execute(rusqlite::params![ws.0, id.0])?;
     Ok(())
 }
 

@@ -2,29 +2,29 @@
 
 use profiled_core::WorkspaceId;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use crate::rows::{DeletionColumns, micros};
 use crate::{DeletionReceipt, Result};
 
-pub(super) async fn record(
-    conn: &mut SqliteConnection,
+pub(super) fn record(
+    conn: &rusqlite::Connection,
     ws: WorkspaceId,
     receipt: &DeletionReceipt,
 ) -> Result<()> {
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO deletions (workspace_id, id, profile_id, requested_at, completed_at, requested_by, identifiers) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(ws.0)
-    .bind(&receipt.id)
-    .bind(&receipt.profile_id.0)
-    .bind(micros(receipt.requested_at))
-    .bind(micros(receipt.completed_at))
-    .bind(&receipt.requested_by)
-    .bind(serde_json::to_string(&receipt.identifiers).expect("strings serialise"))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        ws.0,
+        receipt.id,
+        receipt.profile_id.0,
+        micros(receipt.requested_at),
+        micros(receipt.completed_at),
+        receipt.requested_by,
+        serde_json::to_string(&receipt.identifiers).expect("strings serialise"),
+    ])?;
     Ok(())
 }
 

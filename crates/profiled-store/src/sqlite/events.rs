@@ -2,59 +2,42 @@
 
 use jiff::Timestamp;
 use profiled_core::{ProfileId, WorkspaceId};
+use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 
 use crate::rows::{EventColumns, from_micros, micros, to_json};
 use crate::{ComputedRecord, Result, StoreError, StoredEvent};
 
-/// Rows per statement: 8 values each, below SQLite's 32,766.
-const ROWS: usize = 1000;
-
-pub(super) async fn insert(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    events: &[StoredEvent],
-) -> Result<()> {
-    for chunk in events.chunks(ROWS) {
-        let mut builder = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (workspace_id, id, profile_id, name, at, received_at, properties, context) ",
-        );
-        builder.push_values(chunk, |mut row, e| {
-            row.push_bind(ws.0)
-                .push_bind(&e.id)
-                .push_bind(&e.profile_id.0)
-                .push_bind(&e.name)
-                .push_bind(micros(e.at))
-                .push_bind(micros(e.received_at))
-                .push_bind(to_json(&e.properties))
-                .push_bind(to_json(&e.context));
-        });
-        builder.build().execute(&mut *conn).await?;
+pub(super) fn insert(conn: &Connection, ws: WorkspaceId, events: &[StoredEvent]) -> Result<()> {
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO events (workspace_id, id, profile_id, name, at, received_at, properties, context) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for e in events {
+        statement.execute(params![
+            ws.0,
+            e.id,
+            e.profile_id.0,
+            e.name,
+            micros(e.at),
+            micros(e.received_at),
+            to_json(&e.properties),
+            to_json(&e.context),
+        ])?;
     }
     Ok(())
 }
 
-pub(super) async fn known_ids(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    ids: &[String],
-) -> Result<Vec<String>> {
+pub(super) fn known_ids(conn: &Connection, ws: WorkspaceId, ids: &[String]) -> Result<Vec<String>> {
+    let mut statement =
+        conn.prepare_cached("SELECT id FROM events WHERE workspace_id = ? AND id = ?")?;
     let mut known = Vec::new();
-    for chunk in ids.chunks(ROWS) {
-        let mut builder =
-            QueryBuilder::<Sqlite>::new("SELECT id FROM events WHERE workspace_id = ");
-        builder.push_bind(ws.0).push(" AND id IN (");
-        let mut list = builder.separated(", ");
-        for id in chunk {
-            list.push_bind(id);
-        }
-        builder.push(")");
+    for id in ids {
         known.extend(
-            builder
-                .build_query_scalar::<String>()
-                .fetch_all(&mut *conn)
-                .await?,
+            statement
+                .query_row(params![ws.0, id], |row| row.get::<_, String>(0))
+                .optional()?,
         );
     }
     Ok(known)
@@ -75,23 +58,31 @@ fn row(r: &SqliteRow) -> Result<StoredEvent> {
     .decode()
 }
 
-pub(super) async fn since(
-    conn: &mut SqliteConnection,
+pub(super) fn since(
+    conn: &Connection,
     ws: WorkspaceId,
     profile: &ProfileId,
     since: Timestamp,
 ) -> Result<Vec<StoredEvent>> {
-    sqlx::query(AssertSqlSafe(format!(
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM events WHERE workspace_id = ? AND profile_id = ? AND at >= ? ORDER BY at, id"
-    )))
-    .bind(ws.0)
-    .bind(&profile.0)
-    .bind(micros(since))
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(row)
-    .collect()
+    ))?;
+    let rows = statement.query_map(params![ws.0, profile.0, micros(since)], |r| {
+        Ok(EventColumns {
+            id: r.get(0)?,
+            profile_id: r.get(1)?,
+            name: r.get(2)?,
+            at: r.get(3)?,
+            received_at: r.get(4)?,
+            properties: r.get(5)?,
+            context: r.get(6)?,
+        })
+    })?;
+    let mut events = Vec::new();
+    for columns in rows {
+        events.push(columns?.decode()?);
+    }
+    Ok(events)
 }
 
 pub(super) async fn list(
@@ -120,32 +111,24 @@ pub(super) async fn list(
     .collect()
 }
 
-pub(super) async fn delete_of(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    profile: &ProfileId,
-) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM events WHERE workspace_id = ? AND profile_id = ?")
-        .bind(ws.0)
-        .bind(&profile.0)
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected())
+pub(super) fn delete_of(conn: &Connection, ws: WorkspaceId, profile: &ProfileId) -> Result<u64> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM events WHERE workspace_id = ? AND profile_id = ?")?
+        .execute(params![ws.0, profile.0])?;
+    Ok(deleted as u64)
 }
 
 /// Gives the absorbed profile's events to the survivor of a merge.
-pub(super) async fn move_to(
-    conn: &mut SqliteConnection,
+pub(super) fn move_to(
+    conn: &Connection,
     ws: WorkspaceId,
     from: &ProfileId,
     to: &ProfileId,
 ) -> Result<()> {
-    sqlx::query("UPDATE events SET profile_id = ? WHERE workspace_id = ? AND profile_id = ?")
-        .bind(&to.0)
-        .bind(ws.0)
-        .bind(&from.0)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached(
+        "UPDATE events SET profile_id = ? WHERE workspace_id = ? AND profile_id = ?",
+    )?
+    .execute(params![to.0, ws.0, from.0])?;
     Ok(())
 }
 

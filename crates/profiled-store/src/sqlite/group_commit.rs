@@ -7,6 +7,10 @@
 //! if other writers are already waiting for the connection it leaves the real `COMMIT` to the
 //! last of them (at most [`MAX_GROUP`] writes in a group), then waits for it.
 //!
+//! The connection is driven on the thread of whoever holds it (`inline.rs`): a write's
+//! statements cost no hand-off. What may wait on the disk or on another process — a `BEGIN`
+//! that finds the file locked, the `COMMIT` and its fsync — runs on a blocking thread.
+//!
 //! Requests can be cancelled at any await (a client hangs up). So every step taken while
 //! holding the connection on the group's behalf — opening, releasing, committing — runs in a
 //! spawned task that cannot be cancelled; a cancelled request only ever abandons its own
@@ -15,7 +19,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use std::time::Duration;
+
+use rusqlite::Connection;
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use crate::{Result, StoreError};
@@ -30,7 +36,9 @@ pub(super) struct GroupCommit {
 }
 
 pub(super) struct Writer {
-    conn: SqliteConnection,
+    conn: Connection,
+    /// How long a `BEGIN` waits for another process's write lock.
+    busy_timeout: Duration,
     /// An outer transaction is open.
     open: bool,
     /// Writers whose savepoint is released and who wait for the outer `COMMIT`.
@@ -80,7 +88,7 @@ impl Drop for Waiting {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let (state, counter) = (self.state.clone(), self.counter.clone());
-            runtime.spawn(async move { state.lock().await.settle(&counter).await });
+            runtime.spawn(async move { Writer::settle(state.lock_owned().await, &counter).await });
         }
     }
 }
@@ -91,11 +99,25 @@ fn failed(message: String) -> StoreError {
     )))
 }
 
+/// Runs a step that may block (a lock wait, an fsync) on a blocking thread, with the writer.
+async fn blocking<T: Send + 'static>(
+    mut guard: OwnedMutexGuard<Writer>,
+    step: impl FnOnce(&mut Writer) -> T + Send + 'static,
+) -> (OwnedMutexGuard<Writer>, T) {
+    tokio::task::spawn_blocking(move || {
+        let outcome = step(&mut guard);
+        (guard, outcome)
+    })
+    .await
+    .expect("a writer step does not panic")
+}
+
 impl GroupCommit {
-    pub fn new(conn: SqliteConnection) -> Self {
+    pub fn new(conn: Connection, busy_timeout: Duration) -> Self {
         Self {
             state: Arc::new(Mutex::new(Writer {
                 conn,
+                busy_timeout,
                 open: false,
                 pending: Vec::new(),
                 abandoned: None,
@@ -114,35 +136,54 @@ impl GroupCommit {
         waiting.arrived();
         guard.next_savepoint += 1;
         let savepoint = format!("w{}", guard.next_savepoint);
-        let mut slot = Slot {
+        guard.recover()?;
+        if guard.open {
+            guard
+                .conn
+                .execute_batch(&format!("SAVEPOINT {savepoint}"))?;
+        } else {
+            // BEGIN IMMEDIATE takes the file's write lock. Tried without waiting first: only
+            // when another connection holds the lock does the wait go to a blocking thread.
+            let sql = format!("BEGIN IMMEDIATE; SAVEPOINT {savepoint}");
+            guard.conn.busy_timeout(Duration::ZERO)?;
+            let first = guard.conn.execute_batch(&sql);
+            let timeout = guard.busy_timeout;
+            guard.conn.busy_timeout(timeout)?;
+            match first {
+                Ok(()) => {}
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                    // Cancelled while waiting, the transaction may still open: then it is
+                    // left for the next holder to roll its savepoint back.
+                    let abandoned = savepoint.clone();
+                    let (back, waited) = blocking(guard, move |w| {
+                        let begun = w.conn.execute_batch(&sql);
+                        if begun.is_ok() {
+                            w.open = true;
+                            w.abandoned = Some(abandoned);
+                        }
+                        begun
+                    })
+                    .await;
+                    guard = back;
+                    waited?;
+                    guard.abandoned = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            guard.open = true;
+        }
+        Ok(Slot {
             guard: Some(guard),
             waiting: self.waiting.clone(),
             savepoint,
-        };
-        let savepoint = slot.savepoint.clone();
-        let writer = slot.guard.as_mut().expect("just locked");
-        writer.recover().await?;
-        // One round trip to SQLite's thread where two statements are needed.
-        if writer.open {
-            sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {savepoint}")))
-                .execute(&mut writer.conn)
-                .await?;
-        } else {
-            writer.open = true;
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "BEGIN IMMEDIATE; SAVEPOINT {savepoint}"
-            )))
-            .execute(&mut writer.conn)
-            .await?;
-        }
-        Ok(slot)
+        })
     }
 
     /// Commits whatever is pending (for a clean shutdown).
     pub async fn close(&self) {
-        let mut guard = self.state.lock().await;
-        let _ = guard.recover().await;
-        guard.commit_group().await;
+        let mut guard = self.state.clone().lock_owned().await;
+        let _ = guard.recover();
+        Writer::commit_group(guard).await;
     }
 }
 
@@ -151,20 +192,18 @@ impl Writer {
     /// already released (names are never reused), and is no error. Any other failure leaves the
     /// outer transaction in an unknown state: it is rolled back whole and its pending writers,
     /// none of them acknowledged yet, are told it failed.
-    async fn recover(&mut self) -> Result<()> {
+    fn recover(&mut self) -> Result<()> {
         let Some(savepoint) = self.abandoned.take() else {
             return Ok(());
         };
-        let rolled_back = sqlx::raw_sql(AssertSqlSafe(format!(
-            "ROLLBACK TO {savepoint}; RELEASE {savepoint}"
-        )))
-        .execute(&mut self.conn)
-        .await;
+        let rolled_back = self
+            .conn
+            .execute_batch(&format!("ROLLBACK TO {savepoint}; RELEASE {savepoint}"));
         match rolled_back {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e) if e.to_string().contains("no such savepoint") => Ok(()),
             Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                let _ = self.conn.execute_batch("ROLLBACK");
                 self.open = false;
                 for writer in self.pending.drain(..) {
                     let _ = writer.send(Err(e.to_string()));
@@ -175,47 +214,46 @@ impl Writer {
     }
 
     /// Commits the outer transaction and tells every pending writer how it went.
-    async fn commit_group(&mut self) {
-        self.finish_group("COMMIT".to_owned()).await;
+    async fn commit_group(guard: OwnedMutexGuard<Writer>) {
+        Writer::finish_group(guard, "COMMIT".to_owned()).await;
     }
 
-    /// Runs `sql` (ending in `COMMIT`) to close the outer transaction, then tells every pending
-    /// writer how it went. On any failure the whole group is rolled back: none of it was
-    /// acknowledged yet.
-    async fn finish_group(&mut self, sql: String) {
-        if !self.open {
+    /// Runs `sql` (ending in `COMMIT`) to close the outer transaction on a blocking thread (it
+    /// syncs to disk), then tells every pending writer how it went. On any failure the whole
+    /// group is rolled back: none of it was acknowledged yet.
+    async fn finish_group(guard: OwnedMutexGuard<Writer>, sql: String) {
+        if !guard.open {
             return;
         }
-        self.open = false;
-        let outcome = sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        if outcome.is_err() {
-            // Whatever state the failed COMMIT left, start clean.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-        }
-        for writer in self.pending.drain(..) {
-            let _ = writer.send(outcome.clone());
-        }
+        let (_guard, ()) = blocking(guard, move |w| {
+            w.open = false;
+            let outcome = w.conn.execute_batch(&sql).map_err(|e| e.to_string());
+            if outcome.is_err() {
+                // Whatever state the failed COMMIT left, start clean.
+                let _ = w.conn.execute_batch("ROLLBACK");
+            }
+            for writer in w.pending.drain(..) {
+                let _ = writer.send(outcome.clone());
+            }
+        })
+        .await;
     }
 
     /// Called when a holder leaves: rolls back an abandoned savepoint, and commits the group if
     /// no other writer is coming for the connection.
-    async fn settle(&mut self, waiting: &AtomicUsize) {
-        let _ = self.recover().await;
-        if waiting.load(Ordering::SeqCst) == 0 || self.pending.len() >= MAX_GROUP {
-            self.commit_group().await;
+    async fn settle(mut guard: OwnedMutexGuard<Writer>, waiting: &AtomicUsize) {
+        let _ = guard.recover();
+        if waiting.load(Ordering::SeqCst) == 0 || guard.pending.len() >= MAX_GROUP {
+            Writer::commit_group(guard).await;
         }
     }
 }
 
 impl Slot {
-    pub fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self
+    pub fn conn(&self) -> &Connection {
+        &self
             .guard
-            .as_mut()
+            .as_ref()
             .expect("a live slot holds the writer")
             .conn
     }
@@ -230,15 +268,12 @@ impl Slot {
             // that a cancelled request cannot strand the group's other writers.
             let mut guard = self.guard.take().expect("a live slot holds the writer");
             guard.pending.push(done);
-            tokio::spawn(async move {
-                guard
-                    .finish_group(format!("RELEASE {savepoint}; COMMIT"))
-                    .await
-            });
+            tokio::spawn(Writer::finish_group(
+                guard,
+                format!("RELEASE {savepoint}; COMMIT"),
+            ));
         } else {
-            sqlx::raw_sql(AssertSqlSafe(format!("RELEASE {savepoint}")))
-                .execute(&mut writer.conn)
-                .await?;
+            writer.conn.execute_batch(&format!("RELEASE {savepoint}"))?;
             writer.pending.push(done);
             // Released: the slot gives the connection up without anything to roll back.
             drop(self.guard.take());
@@ -262,7 +297,7 @@ impl Drop for Slot {
         let waiting = self.waiting.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move { guard.settle(&waiting).await });
+                runtime.spawn(async move { Writer::settle(guard, &waiting).await });
             }
             // No runtime (shutdown): the next holder of the connection rolls it back.
             Err(_) => drop(guard),

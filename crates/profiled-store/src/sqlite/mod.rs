@@ -1,9 +1,12 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
-//! Writes go through a pool of exactly one connection and start with `BEGIN IMMEDIATE`, so
-//! a read-modify-write never races another writer of this process, and another process
-//! (the CLI while the server runs) waits on the file lock instead of failing. Reads use a
-//! separate pool and see every committed write.
+//! Profile writes go through one connection (`group_commit.rs`) and start with
+//! `BEGIN IMMEDIATE`, so a read-modify-write never races another writer of this process, and
+//! another process (the CLI while the server runs) waits on the file lock instead of failing.
+//! Reads see every committed write. The hot paths — profile reads, searches, every profile
+//! write — drive their connections on the calling thread through rusqlite (`inline.rs`);
+//! migrations and the rarely used records (workspaces, keys, settings, segments' definitions,
+//! imports, sessions) go through sqlx pools. Both speak to the same libsqlite3.
 
 mod batch;
 mod changes;
@@ -12,6 +15,7 @@ mod events;
 mod filter;
 mod group_commit;
 mod imports;
+mod inline;
 mod merges;
 mod profiles;
 mod records;
@@ -89,6 +93,8 @@ pub struct SqliteStore {
     /// `profile_writes`, which keeps a connection of its own.
     writer: SqlitePool,
     profile_writes: group_commit::GroupCommit,
+    /// Reads of profiles, searches and companies, driven on the calling thread.
+    readers: std::sync::Arc<inline::Readers>,
     reader: SqlitePool,
     path: PathBuf,
 }
@@ -146,8 +152,10 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let opener = inline::Opener::new(path, settings);
         let profile_writes =
-            group_commit::GroupCommit::new(sqlx::ConnectOptions::connect(&writing).await?);
+            group_commit::GroupCommit::new(opener.writer()?, opener.busy_timeout());
+        let readers = inline::Readers::new(opener, settings.read_connections as usize);
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.read_connections.max(1))
             .connect_with(options.read_only(true))
@@ -155,6 +163,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             profile_writes,
+            readers,
             reader,
             path: path.to_owned(),
         })
@@ -267,8 +276,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
-        let mut conn = self.reader.acquire().await?;
-        profiles::load(&mut conn, ws, id).await
+        self.readers.read(|conn| profiles::load(conn, ws, id))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -277,20 +285,24 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<Profile>> {
-        let mut conn = self.reader.acquire().await?;
-        profiles::load_by_identity(&mut conn, ws, identity).await
+        self.readers
+            .read(|conn| profiles::load_by_identity(conn, ws, identity))
     }
 
     #[tracing::instrument(level = "debug", skip(self, query))]
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
-        let mut conn = self.reader.acquire().await?;
-        search::search(&mut conn, ws, query).await
+        let query = query.clone();
+        self.readers
+            .scan(move |conn| search::search(conn, ws, &query))
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self, filter))]
     async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64> {
-        let mut conn = self.reader.acquire().await?;
-        search::count(&mut conn, ws, filter, now).await
+        let filter = filter.clone();
+        self.readers
+            .scan(move |conn| search::count(conn, ws, &filter, now))
+            .await
     }
 
     async fn explain_search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<String> {
@@ -318,13 +330,12 @@ impl Store for SqliteStore {
     }
 
     async fn survivor_of(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
-        let mut conn = self.reader.acquire().await?;
-        merges::survivor_of(&mut conn, ws, id).await
+        self.readers.read(|conn| merges::survivor_of(conn, ws, id))
     }
 
     async fn merges_into(&self, ws: WorkspaceId, survivor: &ProfileId) -> Result<Vec<StoredMerge>> {
-        let mut conn = self.reader.acquire().await?;
-        merges::into_profile(&mut conn, ws, survivor).await
+        self.readers
+            .read(|conn| merges::into_profile(conn, ws, survivor))
     }
 
     async fn history(
@@ -504,13 +515,13 @@ impl Store for SqliteStore {
     }
 
     async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>> {
-        let mut conn = self.reader.acquire().await?;
-        segments::company(&mut conn, ws, "id", id).await
+        self.readers
+            .read(|conn| segments::company(conn, ws, "id", id))
     }
 
     async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>> {
-        let mut conn = self.reader.acquire().await?;
-        segments::company(&mut conn, ws, "uid", uid).await
+        self.readers
+            .read(|conn| segments::company(conn, ws, "uid", uid))
     }
 
     async fn companies(
@@ -518,7 +529,8 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         page: &CompanyPage<'_>,
     ) -> Result<Vec<CompanyRecord>> {
-        segments::companies(&self.reader, ws, page).await
+        self.readers
+            .read(|conn| segments::companies(conn, ws, page))
     }
 
     async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool> {
@@ -590,20 +602,20 @@ impl ProfileTx for SqliteTx {
         ws: WorkspaceId,
         identities: &[Identity],
     ) -> Result<Vec<Profile>> {
-        profiles::load_by_identities(self.slot.conn(), ws, identities).await
+        profiles::load_by_identities(self.slot.conn(), ws, identities)
     }
 
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
         // BEGIN IMMEDIATE already holds the write lock: nothing else can change the row.
-        profiles::load(self.slot.conn(), ws, id).await
+        profiles::load(self.slot.conn(), ws, id)
     }
 
     async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
-        profiles::insert(self.slot.conn(), ws, profile).await
+        profiles::insert(self.slot.conn(), ws, profile)
     }
 
     async fn update_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {
-        profiles::update(self.slot.conn(), ws, profile).await
+        profiles::update(self.slot.conn(), ws, profile)
     }
 
     async fn insert_identity(
@@ -613,7 +625,7 @@ impl ProfileTx for SqliteTx {
         identity: &Identity,
         now: Timestamp,
     ) -> Result<()> {
-        profiles::insert_identity(self.slot.conn(), ws, id, identity, now).await
+        profiles::insert_identity(self.slot.conn(), ws, id, identity, now)
     }
 
     async fn delete_identity(
@@ -622,23 +634,23 @@ impl ProfileTx for SqliteTx {
         id: &ProfileId,
         identity: &Identity,
     ) -> Result<bool> {
-        profiles::delete_identity(self.slot.conn(), ws, id, identity).await
+        profiles::delete_identity(self.slot.conn(), ws, id, identity)
     }
 
     async fn record_merge(&mut self, ws: WorkspaceId, merge: &MergeRecord<'_>) -> Result<()> {
-        merges::record(self.slot.conn(), ws, merge).await
+        merges::record(self.slot.conn(), ws, merge)
     }
 
     async fn survivor_of(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
-        merges::survivor_of(self.slot.conn(), ws, id).await
+        merges::survivor_of(self.slot.conn(), ws, id)
     }
 
     async fn merge_record(&mut self, ws: WorkspaceId, id: &str) -> Result<Option<StoredMerge>> {
-        merges::load(self.slot.conn(), ws, id).await
+        merges::load(self.slot.conn(), ws, id)
     }
 
     async fn mark_merge_undone(&mut self, ws: WorkspaceId, id: &str, at: Timestamp) -> Result<()> {
-        merges::mark_undone(self.slot.conn(), ws, id, at).await
+        merges::mark_undone(self.slot.conn(), ws, id, at)
     }
 
     async fn move_identity(
@@ -648,15 +660,15 @@ impl ProfileTx for SqliteTx {
         from: &ProfileId,
         to: &ProfileId,
     ) -> Result<bool> {
-        merges::move_identity(self.slot.conn(), ws, identity, from, to).await
+        merges::move_identity(self.slot.conn(), ws, identity, from, to)
     }
 
     async fn append_change(&mut self, ws: WorkspaceId, change: &NewChange) -> Result<i64> {
-        changes::append(self.slot.conn(), ws, change).await
+        changes::append(self.slot.conn(), ws, change)
     }
 
     async fn move_segments(&mut self, ws: WorkspaceId, moves: &[SegmentMove]) -> Result<()> {
-        segments::apply_moves(self.slot.conn(), ws, moves).await
+        segments::apply_moves(self.slot.conn(), ws, moves)
     }
 
     async fn company_by_uid(
@@ -664,19 +676,19 @@ impl ProfileTx for SqliteTx {
         ws: WorkspaceId,
         uid: &str,
     ) -> Result<Option<CompanyRecord>> {
-        segments::company(self.slot.conn(), ws, "uid", uid).await
+        segments::company(self.slot.conn(), ws, "uid", uid)
     }
 
     async fn save_company(&mut self, ws: WorkspaceId, company: &CompanyRecord) -> Result<()> {
-        segments::save_company(self.slot.conn(), ws, company).await
+        segments::save_company(self.slot.conn(), ws, company)
     }
 
     async fn insert_events(&mut self, ws: WorkspaceId, new: &[StoredEvent]) -> Result<()> {
-        events::insert(self.slot.conn(), ws, new).await
+        events::insert(self.slot.conn(), ws, new)
     }
 
     async fn known_event_ids(&mut self, ws: WorkspaceId, ids: &[String]) -> Result<Vec<String>> {
-        events::known_ids(self.slot.conn(), ws, ids).await
+        events::known_ids(self.slot.conn(), ws, ids)
     }
 
     async fn events_since(
@@ -685,34 +697,34 @@ impl ProfileTx for SqliteTx {
         profile: &ProfileId,
         since: Timestamp,
     ) -> Result<Vec<StoredEvent>> {
-        events::since(self.slot.conn(), ws, profile, since).await
+        events::since(self.slot.conn(), ws, profile, since)
     }
 
     async fn delete_events(&mut self, ws: WorkspaceId, profile: &ProfileId) -> Result<u64> {
-        events::delete_of(self.slot.conn(), ws, profile).await
+        events::delete_of(self.slot.conn(), ws, profile)
     }
 
     async fn delete_profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
         // The profiles merged into this one live on in their change-log entries and in merge
         // snapshots: they go too.
-        let absorbed = merges::absorbed_into(self.slot.conn(), ws, id).await?;
+        let absorbed = merges::absorbed_into(self.slot.conn(), ws, id)?;
         for gone in std::iter::once(id).chain(&absorbed) {
-            changes::forget_profile(self.slot.conn(), ws, gone).await?;
-            events::delete_of(self.slot.conn(), ws, gone).await?;
-            segments::forget_profile(self.slot.conn(), ws, gone).await?;
-            sessions::forget_profile(self.slot.conn(), ws, gone).await?;
-            merges::forget_survivor(self.slot.conn(), ws, gone).await?;
-            merges::forget_absorbed(self.slot.conn(), ws, gone).await?;
+            changes::forget_profile(self.slot.conn(), ws, gone)?;
+            events::delete_of(self.slot.conn(), ws, gone)?;
+            segments::forget_profile(self.slot.conn(), ws, gone)?;
+            sessions::forget_profile(self.slot.conn(), ws, gone)?;
+            merges::forget_survivor(self.slot.conn(), ws, gone)?;
+            merges::forget_absorbed(self.slot.conn(), ws, gone)?;
         }
-        profiles::delete(self.slot.conn(), ws, id).await
+        profiles::delete(self.slot.conn(), ws, id)
     }
 
     async fn insert_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
-        batch::insert_profiles(self.slot.conn(), ws, profiles).await
+        batch::insert_profiles(self.slot.conn(), ws, profiles)
     }
 
     async fn update_profiles(&mut self, ws: WorkspaceId, profiles: &[Profile]) -> Result<()> {
-        batch::update_profiles(self.slot.conn(), ws, profiles).await
+        batch::update_profiles(self.slot.conn(), ws, profiles)
     }
 
     async fn insert_identities(
@@ -721,15 +733,15 @@ impl ProfileTx for SqliteTx {
         identities: &[(ProfileId, Identity)],
         now: Timestamp,
     ) -> Result<()> {
-        batch::insert_identities(self.slot.conn(), ws, identities, now).await
+        batch::insert_identities(self.slot.conn(), ws, identities, now)
     }
 
     async fn append_changes(&mut self, ws: WorkspaceId, changes: &[NewChange]) -> Result<()> {
-        batch::append_changes(self.slot.conn(), ws, changes).await
+        batch::append_changes(self.slot.conn(), ws, changes)
     }
 
     async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()> {
-        deletions::record(self.slot.conn(), ws, receipt).await
+        deletions::record(self.slot.conn(), ws, receipt)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -1,194 +1,166 @@
-//! Profile and identity rows.
+//! Profile and identity rows, on the connections driven in place (`inline.rs`).
 
 use jiff::Timestamp;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::micros;
+use super::search::{profile_columns, profile_row};
 use crate::rows::documents;
 use crate::{Result, StoreError};
 
-pub(super) async fn load(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    id: &ProfileId,
-) -> Result<Option<Profile>> {
+pub(super) fn load(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
     let sql = format!(
         "SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id = ?",
-        super::search::profile_columns()
+        profile_columns()
     );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(ws.0)
-        .bind(&id.0)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| super::search::profile_row(&row))
-        .transpose()
+    let mut statement = conn.prepare_cached(&sql)?;
+    let row = statement
+        .query_row(params![ws.0, id.0], |row| Ok(profile_row(row)))
+        .optional()?;
+    row.transpose()
 }
 
-pub(super) async fn load_by_identity(
-    conn: &mut SqliteConnection,
+pub(super) fn load_by_identity(
+    conn: &Connection,
     ws: WorkspaceId,
     identity: &Identity,
 ) -> Result<Option<Profile>> {
     let sql = format!(
         "SELECT {} FROM identities AS o JOIN profiles AS p ON p.workspace_id = o.workspace_id AND p.id = o.profile_id \
          WHERE o.workspace_id = ? AND o.kind = ? AND o.value = ?",
-        super::search::profile_columns()
+        profile_columns()
     );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(ws.0)
-        .bind(identity.kind.as_str())
-        .bind(&identity.value)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| super::search::profile_row(&row))
-        .transpose()
+    let mut statement = conn.prepare_cached(&sql)?;
+    let row = statement
+        .query_row(
+            params![ws.0, identity.kind.as_str(), identity.value],
+            |row| Ok(profile_row(row)),
+        )
+        .optional()?;
+    row.transpose()
 }
 
-pub(super) async fn load_by_identities(
-    conn: &mut SqliteConnection,
+/// The profiles that own any of the identities, each once, by id.
+pub(super) fn load_by_identities(
+    conn: &Connection,
     ws: WorkspaceId,
     identities: &[Identity],
 ) -> Result<Vec<Profile>> {
-    if identities.is_empty() {
-        return Ok(Vec::new());
+    let mut owners: Vec<String> = Vec::new();
+    {
+        let mut owner = conn.prepare_cached(
+            "SELECT profile_id FROM identities WHERE workspace_id = ? AND kind = ? AND value = ?",
+        )?;
+        for identity in identities {
+            let found: Option<String> = owner
+                .query_row(
+                    params![ws.0, identity.kind.as_str(), identity.value],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            owners.extend(found);
+        }
     }
-    // A table of the wanted pairs joined to the identities' primary key: one index lookup per
-    // pair, however many (an OR of pairs makes SQLite scan every identity).
-    let pairs = vec!["(?, ?)"; identities.len()].join(", ");
-    let sql = format!(
-        "WITH wanted (kind, value) AS (VALUES {pairs}) \
-         SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id IN \
-         (SELECT o.profile_id FROM wanted JOIN identities AS o \
-          ON o.workspace_id = ? AND o.kind = wanted.kind AND o.value = wanted.value) ORDER BY p.id",
-        super::search::profile_columns()
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for identity in identities {
-        query = query.bind(identity.kind.as_str()).bind(&identity.value);
+    owners.sort();
+    owners.dedup();
+    let mut profiles = Vec::with_capacity(owners.len());
+    for id in owners {
+        // Identities point only at live rows (foreign key), so each owner is found.
+        profiles.extend(load(conn, ws, &ProfileId(id))?);
     }
-    query = query.bind(ws.0).bind(ws.0);
-    query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(super::search::profile_row)
-        .collect()
+    Ok(profiles)
 }
 
-pub(super) async fn insert(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    profile: &Profile,
-) -> Result<()> {
+pub(super) fn insert(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> Result<()> {
     let [properties, computed, set_once, location, device, activity] = documents(profile);
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, company_id, \
          properties, computed, set_once, location, device, activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(ws.0)
-    .bind(&profile.id.0)
-    .bind(micros(profile.created_at))
-    .bind(micros(profile.updated_at))
-    .bind(profile.version)
-    .bind(&profile.company)
-    .bind(properties)
-    .bind(computed)
-    .bind(set_once)
-    .bind(location)
-    .bind(device)
-    .bind(activity)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        ws.0,
+        profile.id.0,
+        micros(profile.created_at),
+        micros(profile.updated_at),
+        profile.version,
+        profile.company,
+        properties,
+        computed,
+        set_once,
+        location,
+        device,
+        activity,
+    ])?;
     for identity in &profile.identities {
-        insert_identity(conn, ws, &profile.id, identity, profile.created_at).await?;
+        insert_identity(conn, ws, &profile.id, identity, profile.created_at)?;
     }
     Ok(())
 }
 
-pub(super) async fn update(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    profile: &Profile,
-) -> Result<()> {
+pub(super) fn update(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> Result<()> {
     let [properties, computed, set_once, location, device, activity] = documents(profile);
-    sqlx::query(
+    conn.prepare_cached(
         "UPDATE profiles SET created_at = ?, updated_at = ?, version = ?, company_id = ?, properties = ?, \
          computed = ?, set_once = ?, location = ?, device = ?, activity = ? WHERE workspace_id = ? AND id = ?",
-    )
-    .bind(micros(profile.created_at))
-    .bind(micros(profile.updated_at))
-    .bind(profile.version)
-    .bind(&profile.company)
-    .bind(properties)
-    .bind(computed)
-    .bind(set_once)
-    .bind(location)
-    .bind(device)
-    .bind(activity)
-    .bind(ws.0)
-    .bind(&profile.id.0)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        micros(profile.created_at),
+        micros(profile.updated_at),
+        profile.version,
+        profile.company,
+        properties,
+        computed,
+        set_once,
+        location,
+        device,
+        activity,
+        ws.0,
+        profile.id.0,
+    ])?;
     Ok(())
 }
 
-pub(super) async fn insert_identity(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_identity(
+    conn: &Connection,
     ws: WorkspaceId,
     id: &ProfileId,
     identity: &Identity,
     now: Timestamp,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO identities (workspace_id, kind, value, profile_id, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(ws.0)
-        .bind(identity.kind.as_str())
-        .bind(&identity.value)
-        .bind(&id.0)
-        .bind(micros(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            if StoreError::is_unique_violation(&e) {
-                StoreError::IdentityTaken(identity.clone())
-            } else {
-                e.into()
-            }
-        })?;
+    conn.prepare_cached(
+        "INSERT INTO identities (workspace_id, kind, value, profile_id, created_at) VALUES (?, ?, ?, ?, ?)",
+    )?
+    .execute(params![ws.0, identity.kind.as_str(), identity.value, id.0, micros(now)])
+    .map_err(|e| {
+        if StoreError::is_sqlite_unique_violation(&e) {
+            StoreError::IdentityTaken(identity.clone())
+        } else {
+            e.into()
+        }
+    })?;
     Ok(())
 }
 
-pub(super) async fn delete_identity(
-    conn: &mut SqliteConnection,
+pub(super) fn delete_identity(
+    conn: &Connection,
     ws: WorkspaceId,
     id: &ProfileId,
     identity: &Identity,
 ) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM identities WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?")
-        .bind(ws.0)
-        .bind(identity.kind.as_str())
-        .bind(&identity.value)
-        .bind(&id.0)
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM identities WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?",
+        )?
+        .execute(params![ws.0, identity.kind.as_str(), identity.value, id.0])?;
+    Ok(deleted > 0)
 }
 
-pub(super) async fn delete(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    id: &ProfileId,
-) -> Result<bool> {
-    sqlx::query("DELETE FROM identities WHERE workspace_id = ? AND profile_id = ?")
-        .bind(ws.0)
-        .bind(&id.0)
-        .execute(&mut *conn)
-        .await?;
-    let done = sqlx::query("DELETE FROM profiles WHERE workspace_id = ? AND id = ?")
-        .bind(ws.0)
-        .bind(&id.0)
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() > 0)
+pub(super) fn delete(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
+    conn.prepare_cached("DELETE FROM identities WHERE workspace_id = ? AND profile_id = ?")?
+        .execute(params![ws.0, id.0])?;
+    let deleted = conn
+        .prepare_cached("DELETE FROM profiles WHERE workspace_id = ? AND id = ?")?
+        .execute(params![ws.0, id.0])?;
+    Ok(deleted > 0)
 }

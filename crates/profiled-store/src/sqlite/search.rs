@@ -2,8 +2,9 @@
 
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Profile, ProfileId, WorkspaceId};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use profiled_core::{Profile, WorkspaceId};
+use rusqlite::Connection;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 
 use super::filter::{Bind, Sql, canonical_time, compile, json_value};
@@ -28,24 +29,28 @@ pub(super) fn profile_columns() -> String {
     )
 }
 
-pub(super) fn profile_row(row: &SqliteRow) -> Result<Profile> {
+/// Decodes a row that starts with [`profile_columns`].
+pub(super) fn profile_row(row: &rusqlite::Row<'_>) -> Result<Profile> {
     ProfileColumns {
-        id: row.try_get("id")?,
-        properties: row.try_get("properties")?,
-        computed: row.try_get("computed")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        version: row.try_get("version")?,
-        set_once: row.try_get("set_once")?,
-        identities: row.try_get("identities")?,
-        location: row.try_get("location")?,
-        device: row.try_get("device")?,
-        activity: row.try_get("activity")?,
-        company_id: row.try_get("company_id")?,
-        segments: row.try_get("segments")?,
+        id: row.get(0)?,
+        properties: row.get(1)?,
+        computed: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+        version: row.get(5)?,
+        set_once: row.get(6)?,
+        location: row.get(7)?,
+        device: row.get(8)?,
+        activity: row.get(9)?,
+        company_id: row.get(10)?,
+        identities: row.get(11)?,
+        segments: row.get(12)?,
     }
     .decode()
 }
+
+/// Where a search's sort keys start in its rows, after [`profile_columns`].
+const FIRST_SORT_KEY: usize = 13;
 
 /// The SQL expression a sort key orders by.
 fn sort_expression(field: &Field) -> String {
@@ -155,38 +160,38 @@ fn arguments(binds: Vec<Bind>) -> Result<SqliteArguments> {
     Ok(args)
 }
 
-pub(super) async fn search(
-    conn: &mut SqliteConnection,
+pub(super) fn search(
+    conn: &Connection,
     ws: WorkspaceId,
     query: &SearchQuery,
 ) -> Result<SearchPage> {
     let sql = search_sql(ws, query);
-    let rows = sqlx::query_with(AssertSqlSafe(sql.text), arguments(sql.binds)?)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut profiles = Vec::with_capacity(rows.len());
-    for row in &rows {
-        profiles.push(profile_row(row)?);
-    }
-    let next = match rows.last() {
-        Some(last) if rows.len() as u64 == u64::from(query.limit) => {
+    let mut statement = conn.prepare_cached(&sql.text)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(&sql.binds))?;
+    let mut profiles = Vec::with_capacity((query.limit as usize).min(1000));
+    let mut next = None;
+    while let Some(row) = rows.next()? {
+        let profile = profile_row(row)?;
+        if profiles.len() + 1 == query.limit as usize {
+            // The last row of a full page: the next page starts after its keys.
             let values = (0..query.sort.len())
-                .map(|i| {
-                    crate::search::sort_value(&last.try_get::<String, _>(format!("k{i}").as_str())?)
-                })
+                .map(|i| crate::search::sort_value(&row.get::<_, String>(FIRST_SORT_KEY + i)?))
                 .collect::<Result<Vec<_>>>()?;
-            Some(Keyset {
+            next = Some(Keyset {
                 values,
-                id: ProfileId(last.try_get("id")?),
-            })
+                id: profile.id.clone(),
+            });
         }
-        _ => None,
-    };
+        profiles.push(profile);
+    }
+    if profiles.len() < query.limit as usize {
+        next = None;
+    }
     Ok(SearchPage { profiles, next })
 }
 
-pub(super) async fn count(
-    conn: &mut SqliteConnection,
+pub(super) fn count(
+    conn: &Connection,
     ws: WorkspaceId,
     filter: &Filter,
     now: Timestamp,
@@ -196,9 +201,9 @@ pub(super) async fn count(
     sql.bind(Bind::Int(ws.0));
     sql.push(" AND ");
     compile(filter, now, &mut sql);
-    let n: i64 = sqlx::query_scalar_with(AssertSqlSafe(sql.text), arguments(sql.binds)?)
-        .fetch_one(&mut *conn)
-        .await?;
+    let n: i64 = conn
+        .prepare_cached(&sql.text)?
+        .query_row(rusqlite::params_from_iter(&sql.binds), |row| row.get(0))?;
     Ok(n as u64)
 }
 

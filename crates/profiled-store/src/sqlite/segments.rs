@@ -2,8 +2,9 @@
 
 use jiff::Timestamp;
 use profiled_core::{ProfileId, WorkspaceId};
+use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use super::{from_micros, micros};
 use crate::rows::{json_object, to_json};
@@ -216,154 +217,103 @@ pub(super) async fn sweep(pool: &SqlitePool, before: Timestamp) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Writes segment entries and exits: one statement for all entries, one for all exits.
-pub(super) async fn apply_moves(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    moves: &[SegmentMove],
-) -> Result<()> {
-    let entered: Vec<(&ProfileId, &String, Timestamp)> = moves
-        .iter()
-        .flat_map(|m| {
-            m.moves
-                .entered
-                .iter()
-                .map(move |k| (&m.profile_id, k, m.at))
-        })
-        .collect();
-    for chunk in entered.chunks(1000) {
-        let mut builder = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO segment_members (workspace_id, segment_key, profile_id, since) ",
-        );
-        builder.push_values(chunk, |mut row, (id, key, at)| {
-            row.push_bind(ws.0)
-                .push_bind(key.as_str())
-                .push_bind(id.0.as_str())
-                .push_bind(micros(*at));
-        });
-        builder.build().execute(&mut *conn).await?;
-    }
-    let left: Vec<(&ProfileId, &String)> = moves
-        .iter()
-        .flat_map(|m| m.moves.left.iter().map(move |k| (&m.profile_id, k)))
-        .collect();
-    // An OR of whole primary keys: SQLite looks each up. (A row-value IN list, or the
-    // workspace tested outside the OR, makes it scan the workspace's memberships.) Short
-    // chunks keep the expression tree shallow.
-    for chunk in left.chunks(100) {
-        let mut builder = QueryBuilder::<Sqlite>::new("DELETE FROM segment_members WHERE ");
-        let mut pairs = builder.separated(" OR ");
-        for (id, key) in chunk {
-            pairs.push("(workspace_id = ");
-            pairs.push_bind_unseparated(ws.0);
-            pairs.push_unseparated(" AND segment_key = ");
-            pairs.push_bind_unseparated(key.as_str());
-            pairs.push_unseparated(" AND profile_id = ");
-            pairs.push_bind_unseparated(id.0.as_str());
-            pairs.push_unseparated(")");
+/// Writes segment entries and exits, one cached statement per membership.
+pub(super) fn apply_moves(conn: &Connection, ws: WorkspaceId, moves: &[SegmentMove]) -> Result<()> {
+    let mut enter = conn.prepare_cached(
+        "INSERT OR IGNORE INTO segment_members (workspace_id, segment_key, profile_id, since) VALUES (?, ?, ?, ?)",
+    )?;
+    let mut leave = conn.prepare_cached(
+        "DELETE FROM segment_members WHERE workspace_id = ? AND segment_key = ? AND profile_id = ?",
+    )?;
+    for m in moves {
+        for key in &m.moves.entered {
+            enter.execute(params![ws.0, key, m.profile_id.0, micros(m.at)])?;
         }
-        builder.build().execute(&mut *conn).await?;
+        for key in &m.moves.left {
+            leave.execute(params![ws.0, key, m.profile_id.0])?;
+        }
     }
     Ok(())
 }
 
 /// Removes a profile's memberships (it is deleted or merged away).
-pub(super) async fn forget_profile(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    id: &ProfileId,
-) -> Result<()> {
-    sqlx::query("DELETE FROM segment_members WHERE workspace_id = ? AND profile_id = ?")
-        .bind(ws.0)
-        .bind(&id.0)
-        .execute(&mut *conn)
-        .await?;
+pub(super) fn forget_profile(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<()> {
+    conn.prepare_cached("DELETE FROM segment_members WHERE workspace_id = ? AND profile_id = ?")?
+        .execute(params![ws.0, id.0])?;
     Ok(())
 }
 
 const COMPANY_COLUMNS: &str = "id, uid, properties, created_at, updated_at, version";
 
-fn company_row(row: &SqliteRow) -> Result<CompanyRecord> {
-    let properties: String = row.try_get("properties")?;
+fn company_row(row: &rusqlite::Row<'_>) -> Result<CompanyRecord> {
     Ok(CompanyRecord {
-        id: row.try_get("id")?,
-        uid: row.try_get("uid")?,
-        properties: json_object(&properties)?,
-        created_at: from_micros(row.try_get("created_at")?)?,
-        updated_at: from_micros(row.try_get("updated_at")?)?,
-        version: row.try_get("version")?,
+        id: row.get(0)?,
+        uid: row.get(1)?,
+        properties: json_object(&row.get::<_, String>(2)?)?,
+        created_at: from_micros(row.get(3)?)?,
+        updated_at: from_micros(row.get(4)?)?,
+        version: row.get(5)?,
     })
 }
 
 /// A company by its id (`column = "id"`) or uid (`column = "uid"`).
-pub(super) async fn company(
-    conn: &mut SqliteConnection,
+pub(super) fn company(
+    conn: &Connection,
     ws: WorkspaceId,
     column: &'static str,
     value: &str,
 ) -> Result<Option<CompanyRecord>> {
     debug_assert!(matches!(column, "id" | "uid"));
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    conn.prepare_cached(&format!(
         "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = ? AND {column} = ?"
-    )))
-    .bind(ws.0)
-    .bind(value)
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(company_row)
+    ))?
+    .query_row(params![ws.0, value], |row| Ok(company_row(row)))
+    .optional()?
     .transpose()
 }
 
-pub(super) async fn companies(
-    pool: &SqlitePool,
+pub(super) fn companies(
+    conn: &Connection,
     ws: WorkspaceId,
     page: &CompanyPage<'_>,
 ) -> Result<Vec<CompanyRecord>> {
-    let before = if page.before.is_some() {
-        " AND id < ?"
-    } else {
-        ""
-    };
     let order = if page.newest_first { "DESC" } else { "ASC" };
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = ? AND id > ?{before} ORDER BY id {order} LIMIT ?"
-    )))
-    .bind(ws.0)
-    .bind(page.after.unwrap_or(""));
-    if let Some(before) = page.before {
-        query = query.bind(before);
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COMPANY_COLUMNS} FROM companies WHERE workspace_id = ? AND id > ? AND id < ? ORDER BY id {order} LIMIT ?"
+    ))?;
+    let rows = statement.query_map(
+        params![
+            ws.0,
+            page.after.unwrap_or(""),
+            page.before.unwrap_or("\u{10FFFF}"),
+            i64::from(page.limit)
+        ],
+        |row| Ok(company_row(row)),
+    )?;
+    let mut companies = Vec::new();
+    for row in rows {
+        companies.push(row??);
     }
-    query
-        .bind(i64::from(page.limit))
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(company_row)
-        .collect()
+    Ok(companies)
 }
 
-pub(super) async fn save_company(
-    conn: &mut SqliteConnection,
-    ws: WorkspaceId,
-    c: &CompanyRecord,
-) -> Result<()> {
-    sqlx::query(
+pub(super) fn save_company(conn: &Connection, ws: WorkspaceId, c: &CompanyRecord) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO companies (workspace_id, id, uid, properties, created_at, updated_at, version) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, id) DO UPDATE SET \
          properties = excluded.properties, updated_at = excluded.updated_at, version = excluded.version",
-    )
-    .bind(ws.0)
-    .bind(&c.id)
-    .bind(&c.uid)
-    .bind(to_json(&c.properties))
-    .bind(micros(c.created_at))
-    .bind(micros(c.updated_at))
-    .bind(c.version)
-    .execute(&mut *conn)
-    .await
+    )?
+    .execute(params![
+        ws.0,
+        c.id,
+        c.uid,
+        to_json(&c.properties),
+        micros(c.created_at),
+        micros(c.updated_at),
+        c.version,
+    ])
     .map_err(|e| {
-        if StoreError::is_unique_violation(&e) {
+        if StoreError::is_sqlite_unique_violation(&e) {
             StoreError::Conflict(format!("company `{}`", c.uid))
         } else {
             e.into()

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use profiled_core::{ProfileId, WorkspaceId};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use super::{from_micros, micros};
 use crate::{Result, SessionRecord, VerificationRecord};
@@ -76,20 +76,17 @@ pub(super) async fn revoke(
 }
 
 /// Deletes a profile's sessions and verifications (it is forgotten).
-pub(super) async fn forget_profile(
-    conn: &mut SqliteConnection,
+pub(super) fn forget_profile(
+    conn: &rusqlite::Connection,
     ws: WorkspaceId,
     id: &ProfileId,
 ) -> Result<()> {
     // Sessions, and codes waiting or sent: nothing of the profile stays behind.
     for table in ["sessions", "verifications", "verification_sends"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE workspace_id = ? AND profile_id = ?"
-        )))
-        .bind(ws.0)
-        .bind(&id.0)
-        .execute(&mut *conn)
-        .await?;
+        ))?
+        .execute(rusqlite::params![ws.0, id.0])?;
     }
     Ok(())
 }
