@@ -89,20 +89,22 @@ impl Opener {
     }
 }
 
-/// Read-only connections, opened when first needed and reused. A read takes one for as long as
-/// it runs; there are as many as reads at once, at most `keep` of them kept idle.
+/// Read-only connections, opened when first needed and kept for reuse (opening one parses the
+/// whole schema). Scans run at most `scans` at once, each on a blocking thread; short reads run
+/// on the thread that asks, one per such thread at a time. So no more connections are ever open
+/// than scans plus threads, and all of them stay open.
 pub(super) struct Readers {
     opener: Opener,
     idle: Mutex<Vec<Connection>>,
-    keep: usize,
+    scans: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
-    pub fn new(opener: Opener, keep: usize) -> Arc<Self> {
+    pub fn new(opener: Opener, scans: usize) -> Arc<Self> {
         Arc::new(Self {
             opener,
             idle: Mutex::new(Vec::new()),
-            keep: keep.max(1),
+            scans: Arc::new(tokio::sync::Semaphore::new(scans.max(1))),
         })
     }
 
@@ -114,10 +116,10 @@ impl Readers {
             None => self.opener.reader()?,
         };
         let result = read(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.keep {
-            idle.push(conn);
-        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
         result
     }
 
@@ -127,11 +129,21 @@ impl Readers {
         self: &Arc<Self>,
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let readers = self.clone();
-        tokio::task::spawn_blocking(move || readers.read(read))
+        let turn = self
+            .scans
+            .clone()
+            .acquire_owned()
             .await
-            // A panic in the read: its thread is gone, like a crashed sqlx worker.
-            .map_err(|_| StoreError::Backend(sqlx::Error::WorkerCrashed))?
+            .map_err(|_| StoreError::Backend(sqlx::Error::PoolClosed))?;
+        let readers = self.clone();
+        // The turn ends with the read, even when the caller stops waiting for it.
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            readers.read(read)
+        })
+        .await
+        // A panic in the read: its thread is gone, like a crashed sqlx worker.
+        .map_err(|_| StoreError::Backend(sqlx::Error::WorkerCrashed))?
     }
 }
 
