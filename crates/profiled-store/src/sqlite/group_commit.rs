@@ -24,6 +24,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::durable::WalSync;
 use crate::{Result, StoreError};
 
 /// The most logical transactions one `COMMIT` carries.
@@ -39,6 +40,9 @@ pub(super) struct Writer {
     conn: Connection,
     /// How long a `BEGIN` waits for another process's write lock.
     busy_timeout: Duration,
+    /// Set when commits are synced after the connection is let go (`durable.rs`); without it
+    /// the connection's own `synchronous` setting decides.
+    wal_sync: Option<Arc<WalSync>>,
     /// An outer transaction is open.
     open: bool,
     /// Writers whose savepoint is released and who wait for the outer `COMMIT`.
@@ -113,11 +117,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl GroupCommit {
-    pub fn new(conn: Connection, busy_timeout: Duration) -> Self {
+    pub fn new(conn: Connection, busy_timeout: Duration, wal_sync: Option<Arc<WalSync>>) -> Self {
         Self {
             state: Arc::new(Mutex::new(Writer {
                 conn,
                 busy_timeout,
+                wal_sync,
                 open: false,
                 pending: Vec::new(),
                 abandoned: None,
@@ -219,24 +224,40 @@ impl Writer {
     }
 
     /// Runs `sql` (ending in `COMMIT`) to close the outer transaction on a blocking thread (it
-    /// syncs to disk), then tells every pending writer how it went. On any failure the whole
-    /// group is rolled back: none of it was acknowledged yet.
-    async fn finish_group(guard: OwnedMutexGuard<Writer>, sql: String) {
+    /// may sync to disk, or checkpoint), then tells every pending writer how it went. On any
+    /// failure the whole group is rolled back: none of it was acknowledged yet. With a
+    /// [`WalSync`], the connection is let go before the log is synced, so the next group runs
+    /// meanwhile; the writers hear only after the sync.
+    async fn finish_group(mut guard: OwnedMutexGuard<Writer>, sql: String) {
         if !guard.open {
             return;
         }
-        let (_guard, ()) = blocking(guard, move |w| {
-            w.open = false;
-            let outcome = w.conn.execute_batch(&sql).map_err(|e| e.to_string());
+        let finished = tokio::task::spawn_blocking(move || {
+            guard.open = false;
+            let wal_sync = guard.wal_sync.clone();
+            let number = wal_sync.as_ref().map(|sync| sync.starting());
+            let mut outcome = guard.conn.execute_batch(&sql).map_err(|e| e.to_string());
             if outcome.is_err() {
                 // Whatever state the failed COMMIT left, start clean.
-                let _ = w.conn.execute_batch("ROLLBACK");
+                let _ = guard.conn.execute_batch("ROLLBACK");
             }
-            for writer in w.pending.drain(..) {
+            let pending = std::mem::take(&mut guard.pending);
+            drop(guard);
+            if let (Some(sync), Some(number)) = (wal_sync, number) {
+                if outcome.is_ok() {
+                    outcome = sync
+                        .sync(number)
+                        .map_err(|e| format!("syncing the write-ahead log: {e}"));
+                } else {
+                    sync.settle(number);
+                }
+            }
+            for writer in pending {
                 let _ = writer.send(outcome.clone());
             }
-        })
-        .await;
+        });
+        // A panic would leave the writers to hear "the writer task stopped".
+        let _ = finished.await;
     }
 
     /// Called when a holder leaves: rolls back an abandoned savepoint, and commits the group if

@@ -28,7 +28,6 @@ pub(super) struct Opener {
     path: PathBuf,
     busy_timeout: Duration,
     mmap_bytes: u64,
-    synchronous_full: bool,
     cache_kib: u64,
 }
 
@@ -38,7 +37,6 @@ impl Opener {
             path: path.to_owned(),
             busy_timeout: settings.busy_timeout,
             mmap_bytes: u64::from(settings.mmap_mib) << 20,
-            synchronous_full: settings.durability == super::Durability::Full,
             cache_kib: u64::from(settings.writer_cache_mib.max(2)) * 1024,
         }
     }
@@ -57,7 +55,9 @@ impl Opener {
         Ok(conn)
     }
 
-    /// The connection profile writes go through (the database exists: sqlx migrated it).
+    /// The connection profile writes go through (the database exists: sqlx migrated it). It
+    /// commits at `synchronous = NORMAL`; at the FULL durability the group commit syncs the log
+    /// itself before it acknowledges anything (`durable.rs`).
     pub fn writer(&self) -> Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
@@ -65,12 +65,7 @@ impl Opener {
         )?;
         self.configure(&conn)?;
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
-            if self.synchronous_full {
-                "FULL"
-            } else {
-                "NORMAL"
-            },
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
             self.cache_kib
         ))?;
         Ok(conn)

@@ -11,6 +11,7 @@
 mod batch;
 mod changes;
 mod deletions;
+mod durable;
 mod events;
 mod filter;
 mod group_commit;
@@ -95,6 +96,8 @@ pub struct SqliteStore {
     profile_writes: group_commit::GroupCommit,
     /// Reads of profiles, searches and companies, driven on the calling thread.
     readers: std::sync::Arc<inline::Readers>,
+    /// At FULL durability: what reads wait for, so that none shows a write not yet on disk.
+    wal_sync: Option<std::sync::Arc<durable::WalSync>>,
     reader: SqlitePool,
     path: PathBuf,
 }
@@ -153,8 +156,13 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let opener = inline::Opener::new(path, settings);
-        let profile_writes =
-            group_commit::GroupCommit::new(opener.writer()?, opener.busy_timeout());
+        let wal_sync = (settings.durability == Durability::Full)
+            .then(|| std::sync::Arc::new(durable::WalSync::new(path)));
+        let profile_writes = group_commit::GroupCommit::new(
+            opener.writer()?,
+            opener.busy_timeout(),
+            wal_sync.clone(),
+        );
         let readers = inline::Readers::new(opener, settings.read_connections as usize);
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.read_connections.max(1))
@@ -164,6 +172,7 @@ impl SqliteStore {
             writer,
             profile_writes,
             readers,
+            wal_sync,
             reader,
             path: path.to_owned(),
         })
@@ -171,6 +180,14 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A read's answer, once every profile write it may have seen is on disk (`durable.rs`).
+    async fn settled<T>(&self, read: Result<T>) -> Result<T> {
+        if let Some(sync) = &self.wal_sync {
+            sync.settled().await;
+        }
+        read
     }
 }
 
@@ -276,7 +293,8 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
-        self.readers.read(|conn| profiles::load(conn, ws, id))
+        let read = self.readers.read(|conn| profiles::load(conn, ws, id));
+        self.settled(read).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -285,24 +303,32 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<Profile>> {
-        self.readers
-            .read(|conn| profiles::load_by_identity(conn, ws, identity))
+        let read = self
+            .readers
+            .read(|conn| profiles::load_by_identity(conn, ws, identity));
+        self.settled(read).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, query))]
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
-        let query = query.clone();
-        self.readers
-            .scan(move |conn| search::search(conn, ws, &query))
-            .await
+        let read = {
+            let query = query.clone();
+            self.readers
+                .scan(move |conn| search::search(conn, ws, &query))
+                .await
+        };
+        self.settled(read).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, filter))]
     async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64> {
-        let filter = filter.clone();
-        self.readers
-            .scan(move |conn| search::count(conn, ws, &filter, now))
-            .await
+        let read = {
+            let filter = filter.clone();
+            self.readers
+                .scan(move |conn| search::count(conn, ws, &filter, now))
+                .await
+        };
+        self.settled(read).await
     }
 
     async fn explain_search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<String> {
@@ -330,12 +356,15 @@ impl Store for SqliteStore {
     }
 
     async fn survivor_of(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<ProfileId>> {
-        self.readers.read(|conn| merges::survivor_of(conn, ws, id))
+        let read = self.readers.read(|conn| merges::survivor_of(conn, ws, id));
+        self.settled(read).await
     }
 
     async fn merges_into(&self, ws: WorkspaceId, survivor: &ProfileId) -> Result<Vec<StoredMerge>> {
-        self.readers
-            .read(|conn| merges::into_profile(conn, ws, survivor))
+        let read = self
+            .readers
+            .read(|conn| merges::into_profile(conn, ws, survivor));
+        self.settled(read).await
     }
 
     async fn history(
@@ -346,12 +375,14 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Change>> {
         let mut conn = self.reader.acquire().await?;
-        changes::history(&mut conn, ws, id, before, limit).await
+        let read = changes::history(&mut conn, ws, id, before, limit).await;
+        self.settled(read).await
     }
 
     async fn changes(&self, ws: WorkspaceId, after: i64, limit: u32) -> Result<Vec<Change>> {
         let mut conn = self.reader.acquire().await?;
-        changes::feed(&mut conn, ws, after, limit).await
+        let read = changes::feed(&mut conn, ws, after, limit).await;
+        self.settled(read).await
     }
 
     async fn prune_changes(&self, before: Timestamp) -> Result<u64> {
@@ -366,7 +397,8 @@ impl Store for SqliteStore {
         before: Option<(Timestamp, &str)>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
-        events::list(&self.reader, ws, profile, before, limit).await
+        let read = events::list(&self.reader, ws, profile, before, limit).await;
+        self.settled(read).await
     }
 
     async fn prune_events(&self, before: Timestamp) -> Result<u64> {
@@ -474,11 +506,13 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<SegmentMember>> {
-        segments::members(&self.reader, ws, key, after, limit).await
+        let read = segments::members(&self.reader, ws, key, after, limit).await;
+        self.settled(read).await
     }
 
     async fn segment_size(&self, ws: WorkspaceId, key: &str) -> Result<u64> {
-        segments::size(&self.reader, ws, key).await
+        let read = segments::size(&self.reader, ws, key).await;
+        self.settled(read).await
     }
 
     async fn segments_due(
@@ -515,13 +549,17 @@ impl Store for SqliteStore {
     }
 
     async fn company(&self, ws: WorkspaceId, id: &str) -> Result<Option<CompanyRecord>> {
-        self.readers
-            .read(|conn| segments::company(conn, ws, "id", id))
+        let read = self
+            .readers
+            .read(|conn| segments::company(conn, ws, "id", id));
+        self.settled(read).await
     }
 
     async fn company_by_uid(&self, ws: WorkspaceId, uid: &str) -> Result<Option<CompanyRecord>> {
-        self.readers
-            .read(|conn| segments::company(conn, ws, "uid", uid))
+        let read = self
+            .readers
+            .read(|conn| segments::company(conn, ws, "uid", uid));
+        self.settled(read).await
     }
 
     async fn companies(
@@ -529,8 +567,10 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         page: &CompanyPage<'_>,
     ) -> Result<Vec<CompanyRecord>> {
-        self.readers
-            .read(|conn| segments::companies(conn, ws, page))
+        let read = self
+            .readers
+            .read(|conn| segments::companies(conn, ws, page));
+        self.settled(read).await
     }
 
     async fn delete_company(&self, ws: WorkspaceId, id: &str) -> Result<bool> {
@@ -538,7 +578,8 @@ impl Store for SqliteStore {
     }
 
     async fn deletion(&self, ws: WorkspaceId, id: &str) -> Result<Option<DeletionReceipt>> {
-        deletions::load(&self.reader, ws, id).await
+        let read = deletions::load(&self.reader, ws, id).await;
+        self.settled(read).await
     }
 
     async fn deletions(
@@ -547,7 +588,8 @@ impl Store for SqliteStore {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeletionReceipt>> {
-        deletions::list(&self.reader, ws, before, limit).await
+        let read = deletions::list(&self.reader, ws, before, limit).await;
+        self.settled(read).await
     }
 
     async fn save_import(&self, ws: WorkspaceId, record: &ImportRecord) -> Result<()> {
