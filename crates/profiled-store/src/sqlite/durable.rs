@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -27,8 +27,15 @@ pub(super) struct WalSync {
     dir: PathBuf,
     /// Commits started: any of them may be visible to a reader.
     started: AtomicU64,
+    /// Every commit up to this number has returned (commits run one at a time, in order).
+    committed: AtomicU64,
     /// Every commit up to this number is on disk.
     durable: AtomicU64,
+    /// One sync at a time: the groups that commit meanwhile share the next one.
+    syncing: Mutex<()>,
+    /// A sync failed: what the disk holds is unknown, so nothing is acknowledged any more
+    /// (until a restart recovers the log).
+    broken: AtomicBool,
     synced: Notify,
     /// The log file last synced (device, inode): a new one needs its directory entry synced.
     known_file: Mutex<Option<(u64, u64)>>,
@@ -46,7 +53,10 @@ impl WalSync {
                 .unwrap_or(Path::new("."))
                 .to_owned(),
             started: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),
+            syncing: Mutex::new(()),
+            broken: AtomicBool::new(false),
             synced: Notify::new(),
             known_file: Mutex::new(None),
         }
@@ -58,18 +68,30 @@ impl WalSync {
         self.started.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Syncs the log after commit `number` returned, then counts it (and all before) durable.
+    /// Makes commit `number` durable once its `COMMIT` has returned (failed or not: a failed
+    /// one must still settle, so that readers stop waiting for it). One call syncs the log for
+    /// every commit that returned before it; calls that find their commit already covered
+    /// return at once.
     pub fn sync(&self, number: u64) -> io::Result<()> {
+        self.committed.fetch_max(number, Ordering::SeqCst);
+        let _turn = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(io::Error::other(
+                "an earlier sync of the write-ahead log failed",
+            ));
+        }
+        if self.durable.load(Ordering::SeqCst) >= number {
+            return Ok(());
+        }
+        let covered = self.committed.load(Ordering::SeqCst);
         let synced = self.sync_log();
-        // A failed sync counts too: its writers are told so, and readers must not wait forever.
-        self.settle(number);
-        synced
-    }
-
-    /// Counts commit `number` settled without a sync (it failed, nothing of it is visible).
-    pub fn settle(&self, number: u64) {
-        self.durable.fetch_max(number, Ordering::SeqCst);
+        if synced.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        // Readers stop waiting either way; after a failure, writes are refused from now on.
+        self.durable.fetch_max(covered, Ordering::SeqCst);
         self.synced.notify_waiters();
+        synced
     }
 
     fn sync_log(&self) -> io::Result<()> {
@@ -123,6 +145,7 @@ mod tests {
         sync.settled().await;
 
         let first = sync.starting();
+        assert_eq!(first, 1);
         let waiting = tokio::spawn({
             let sync = sync.clone();
             async move { sync.settled().await }

@@ -244,12 +244,9 @@ impl Writer {
             let pending = std::mem::take(&mut guard.pending);
             drop(guard);
             if let (Some(sync), Some(number)) = (wal_sync, number) {
+                let synced = sync.sync(number);
                 if outcome.is_ok() {
-                    outcome = sync
-                        .sync(number)
-                        .map_err(|e| format!("syncing the write-ahead log: {e}"));
-                } else {
-                    sync.settle(number);
+                    outcome = synced.map_err(|e| format!("syncing the write-ahead log: {e}"));
                 }
             }
             for writer in pending {
