@@ -163,12 +163,12 @@ impl Service {
             };
             outcomes.push(outcome);
         }
-        let (stored, created): (Vec<&Working>, Vec<&Working>) = profiles
-            .iter()
+        let (stored, created): (Vec<Working>, Vec<Working>) = profiles
+            .into_iter()
             .filter(|w| w.changed)
             .partition(|w| w.stored);
-        let created: Vec<Profile> = created.into_iter().map(|w| w.profile.clone()).collect();
-        let updated: Vec<Profile> = stored.into_iter().map(|w| w.profile.clone()).collect();
+        let created: Vec<Profile> = created.into_iter().map(|w| w.profile).collect();
+        let updated: Vec<Profile> = stored.into_iter().map(|w| w.profile).collect();
         tx.insert_profiles(ws, &created).await?;
         tx.update_profiles(ws, &updated).await?;
         tx.insert_identities(ws, &attached, now).await?;
