@@ -62,7 +62,8 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct SqliteSettings {
     pub durability: Durability,
-    /// Connections for reads (writes always use one).
+    /// Searches and counts run at once, each on a connection of its own (writes always use
+    /// one connection).
     pub read_connections: u32,
     /// How long a write waits for another process holding the file lock.
     pub busy_timeout: Duration,
