@@ -1254,3 +1254,48 @@ async fn companies_are_unique_by_uid_per_workspace_and_let_go_of_profiles_when_d
     })
     .await;
 }
+
+/// Another process (the CLI while a server runs) holding the database's write lock makes a
+/// profile write wait for it, on a thread of its own, instead of failing; the write then lands.
+#[tokio::test]
+async fn a_profile_write_waits_for_another_process_holding_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_dir(dir.path(), &SqliteSettings::default())
+            .await
+            .unwrap(),
+    );
+    let ws = workspace(&store, "w").await;
+    let other = rusqlite::Connection::open(dir.path().join(SqliteStore::FILE_NAME)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        released.recv().unwrap();
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let p = profile("p1", &[("user_id", "u1")]);
+    let write = {
+        let store = store.clone();
+        let p = p.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            tx.insert_profile(ws, &p).await?;
+            tx.commit().await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !write.is_finished(),
+        "the write waits while the file is locked"
+    );
+    // Reads do not wait for the lock.
+    assert_eq!(store.profile(ws, &p.id).await.unwrap(), None);
+    release.send(()).unwrap();
+    write.await.unwrap().unwrap();
+    holder.join().unwrap();
+    assert_eq!(
+        store.profile(ws, &p.id).await.unwrap().map(|p| p.id),
+        Some(p.id)
+    );
+    store.close().await;
+}
