@@ -31,14 +31,13 @@ pub(super) struct WalSync {
     committed: AtomicU64,
     /// Every commit up to this number is on disk.
     durable: AtomicU64,
-    /// One sync at a time: the groups that commit meanwhile share the next one.
-    syncing: Mutex<()>,
+    /// One sync at a time: the groups that commit meanwhile share the next one. It keeps the
+    /// log file last synced (device, inode): a new one needs its directory entry synced.
+    syncing: Mutex<Option<(u64, u64)>>,
     /// A sync failed: what the disk holds is unknown, so nothing is acknowledged any more
     /// (until a restart recovers the log).
     broken: AtomicBool,
     synced: Notify,
-    /// The log file last synced (device, inode): a new one needs its directory entry synced.
-    known_file: Mutex<Option<(u64, u64)>>,
 }
 
 impl WalSync {
@@ -55,10 +54,9 @@ impl WalSync {
             started: AtomicU64::new(0),
             committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),
-            syncing: Mutex::new(()),
+            syncing: Mutex::new(None),
             broken: AtomicBool::new(false),
             synced: Notify::new(),
-            known_file: Mutex::new(None),
         }
     }
 
@@ -74,7 +72,7 @@ impl WalSync {
     /// return at once.
     pub fn sync(&self, number: u64) -> io::Result<()> {
         self.committed.fetch_max(number, Ordering::SeqCst);
-        let _turn = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known_file = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
         if self.broken.load(Ordering::SeqCst) {
             return Err(io::Error::other(
                 "an earlier sync of the write-ahead log failed",
@@ -84,7 +82,7 @@ impl WalSync {
             return Ok(());
         }
         let covered = self.committed.load(Ordering::SeqCst);
-        let synced = self.sync_log();
+        let synced = self.sync_log(&mut known_file);
         if synced.is_err() {
             self.broken.store(true, Ordering::SeqCst);
         }
@@ -94,7 +92,7 @@ impl WalSync {
         synced
     }
 
-    fn sync_log(&self) -> io::Result<()> {
+    fn sync_log(&self, known_file: &mut Option<(u64, u64)>) -> io::Result<()> {
         let file = match File::open(&self.wal) {
             Ok(file) => file,
             // No log: SQLite checkpointed it into the database, synced, and removed it.
@@ -107,11 +105,10 @@ impl WalSync {
             let meta = file.metadata()?;
             (meta.dev(), meta.ino())
         };
-        let mut known = self.known_file.lock().unwrap_or_else(|e| e.into_inner());
-        if *known != Some(identity) {
+        if *known_file != Some(identity) {
             // A log file created since the last sync: its name must survive a crash too.
             File::open(&self.dir)?.sync_all()?;
-            *known = Some(identity);
+            *known_file = Some(identity);
         }
         Ok(())
     }

@@ -47,23 +47,14 @@ impl Opener {
 
     /// A read-only connection.
     pub fn reader(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        self.configure(&conn)?;
-        Ok(conn)
+        self.open(OpenFlags::SQLITE_OPEN_READ_ONLY)
     }
 
     /// The connection profile writes go through (the database exists: sqlx migrated it). It
     /// commits at `synchronous = NORMAL`; at the FULL durability the group commit syncs the log
     /// itself before it acknowledges anything (`durable.rs`).
     pub fn writer(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        self.configure(&conn)?;
+        let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(&format!(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
             self.cache_kib
@@ -71,7 +62,10 @@ impl Opener {
         Ok(conn)
     }
 
-    fn configure(&self, conn: &Connection) -> Result<()> {
+    /// A connection with the pragmas every one of them needs. Each is used by one thread at a
+    /// time, so SQLite's own mutexes are left off.
+    fn open(&self, mode: OpenFlags) -> Result<Connection> {
+        let conn = Connection::open_with_flags(&self.path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(self.busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Deleted content is overwritten with zeros, so a forgotten profile is not left behind
@@ -80,7 +74,7 @@ impl Opener {
             "PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON; PRAGMA mmap_size = {};",
             self.mmap_bytes
         ))?;
-        Ok(())
+        Ok(conn)
     }
 }
 

@@ -169,6 +169,7 @@ pub(super) fn search(
     let mut statement = conn.prepare_cached(&sql.text)?;
     let mut rows = statement.query(rusqlite::params_from_iter(&sql.binds))?;
     let mut profiles = Vec::with_capacity((query.limit as usize).min(1000));
+    // Set only by the row that fills the page (LIMIT stops there).
     let mut next = None;
     while let Some(row) = rows.next()? {
         let profile = profile_row(row)?;
@@ -183,9 +184,6 @@ pub(super) fn search(
             });
         }
         profiles.push(profile);
-    }
-    if profiles.len() < query.limit as usize {
-        next = None;
     }
     Ok(SearchPage { profiles, next })
 }
