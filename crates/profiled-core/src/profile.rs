@@ -2,6 +2,7 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::identity::Identity;
@@ -143,4 +144,46 @@ impl Profile {
 /// Truncates a timestamp to whole microseconds, the precision every backend stores.
 pub fn to_micros(ts: Timestamp) -> Timestamp {
     Timestamp::from_microsecond(ts.as_microsecond()).expect("truncation stays in range")
+}
+
+/// A profile as read for showing it: identities, times and segments decoded, its JSON
+/// documents kept as the text they were stored as. A page of profiles is then served
+/// without decoding and re-encoding every property (which was most of a search's time).
+#[derive(Debug, Clone)]
+pub struct RawProfile {
+    pub id: ProfileId,
+    /// Sorted by kind, then value.
+    pub identities: Vec<Identity>,
+    /// Each a JSON object.
+    pub properties: Box<RawValue>,
+    pub computed: Box<RawValue>,
+    pub location: Box<RawValue>,
+    pub device: Box<RawValue>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: i64,
+    pub company: Option<String>,
+    /// Sorted.
+    pub segments: Vec<String>,
+}
+
+impl From<Profile> for RawProfile {
+    fn from(p: Profile) -> Self {
+        let raw = |map: &Map<String, Value>| {
+            serde_json::value::to_raw_value(map).expect("a JSON map always serialises")
+        };
+        Self {
+            properties: raw(&p.properties),
+            computed: raw(&p.computed),
+            location: raw(&p.location),
+            device: raw(&p.device),
+            id: p.id,
+            identities: p.identities,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            version: p.version,
+            company: p.company,
+            segments: p.segments.into_iter().collect(),
+        }
+    }
 }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use profiled_core::change::{Change, NewChange};
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use profiled_core::{Identity, Profile, ProfileId, RawProfile, WorkspaceId};
 
 pub use error::StoreError;
 pub use records::{
@@ -76,6 +76,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Profiles matching a filter, in sort order, one page at a time (keyset pagination).
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage>;
+    /// [`Store::search`] with each profile's documents as stored, for showing them.
+    async fn search_raw(
+        &self,
+        ws: WorkspaceId,
+        query: &SearchQuery,
+    ) -> Result<SearchPage<RawProfile>>;
     /// The number of profiles matching a filter.
     async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64>;
     /// The database's query plan for a search, for tests and diagnostics.

@@ -2,7 +2,8 @@
 //! as text and times as microseconds since the epoch.
 
 use jiff::Timestamp;
-use profiled_core::{Identity, Profile, ProfileId};
+use profiled_core::{Identity, Profile, ProfileId, RawProfile};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::{Result, StoreError};
@@ -37,15 +38,9 @@ pub(crate) struct ProfileColumns {
 
 impl ProfileColumns {
     pub fn decode(self) -> Result<Profile> {
-        let mut pairs: Vec<(String, String)> = serde_json::from_str(&self.identities)
-            .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
-        pairs.sort();
         Ok(Profile {
+            identities: identities(&self.identities)?,
             id: ProfileId(self.id),
-            identities: pairs
-                .iter()
-                .map(|(k, v)| Identity::new_unchecked(k, v))
-                .collect(),
             properties: json_object(&self.properties)?,
             computed: json_object(&self.computed)?,
             created_at: from_micros(self.created_at)?,
@@ -62,6 +57,50 @@ impl ProfileColumns {
                 .map_err(|e| StoreError::Corrupt(format!("segments: {e}")))?,
         })
     }
+
+    /// The profile with its documents left as stored: for stores that keep the text the
+    /// service wrote (SQLite). PostgreSQL's `jsonb` text has its own key order and spacing,
+    /// so it goes through [`Self::decode`] instead.
+    pub fn decode_raw(self) -> Result<RawProfile> {
+        let mut segments: Vec<String> = serde_json::from_str(&self.segments)
+            .map_err(|e| StoreError::Corrupt(format!("segments: {e}")))?;
+        segments.sort();
+        Ok(RawProfile {
+            identities: identities(&self.identities)?,
+            id: ProfileId(self.id),
+            properties: raw_object(self.properties)?,
+            computed: raw_object(self.computed)?,
+            location: raw_object(self.location)?,
+            device: raw_object(self.device)?,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            version: self.version,
+            company: self.company_id,
+            segments,
+        })
+    }
+}
+
+/// Identities from a JSON array of `[kind, value]` pairs, in their canonical order.
+fn identities(pairs: &str) -> Result<Vec<Identity>> {
+    let mut pairs: Vec<(String, String)> =
+        serde_json::from_str(pairs).map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
+    pairs.sort();
+    Ok(pairs
+        .iter()
+        .map(|(k, v)| Identity::new_unchecked(k, v))
+        .collect())
+}
+
+/// A stored JSON object, checked but not decoded.
+fn raw_object(text: String) -> Result<Box<RawValue>> {
+    if !text.starts_with('{') {
+        return Err(StoreError::Corrupt(
+            "a JSON column does not hold an object".into(),
+        ));
+    }
+    RawValue::from_string(text)
+        .map_err(|e| StoreError::Corrupt(format!("a JSON column does not parse: {e}")))
 }
 
 /// A profile's JSON documents as written: properties, computed, set_once, location, device

@@ -37,9 +37,11 @@ pub struct SearchQuery {
     pub limit: u32,
 }
 
+/// A page of profiles: decoded ([`Profile`]) or with their documents as stored
+/// ([`profiled_core::RawProfile`]).
 #[derive(Debug, Clone)]
-pub struct SearchPage {
-    pub profiles: Vec<Profile>,
+pub struct SearchPage<P = Profile> {
+    pub profiles: Vec<P>,
     /// Set when the page is full: the keyset to continue after.
     pub next: Option<Keyset>,
 }

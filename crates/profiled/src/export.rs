@@ -65,14 +65,19 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<()> {
     out.write_all(&renderer.header())?;
     let mut cursor = ExportCursor::new(filter);
     let mut written = 0u64;
-    while let Some(profiles) = service
+    let mut page = service
         .export_page(ws, &mut cursor)
         .await
-        .map_err(describe)?
-    {
-        out.write_all(&renderer.page(&profiles))?;
+        .map_err(describe)?;
+    while let Some(profiles) = page {
+        // The next page is read (on a blocking thread) while this one is written here.
+        let (next, wrote) = tokio::join!(service.export_page(ws, &mut cursor), async {
+            out.write_all(&renderer.page(&profiles))
+        });
+        wrote?;
         written += profiles.len() as u64;
         progress.set_position(written);
+        page = next.map_err(describe)?;
     }
     out.flush()?;
     progress.finish_and_clear();

@@ -2,8 +2,9 @@
 //! whatever the size. Rendered as NDJSON (one profile per line, as the API shows it) or as
 //! CSV with chosen columns.
 
-use profiled_core::filter::{Field, Filter, lookup};
-use profiled_core::{Profile, WorkspaceId};
+use profiled_core::filter::{Field, Filter, JsonColumn, lookup};
+use profiled_core::{RawProfile, WorkspaceId};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::search::Search;
@@ -102,7 +103,7 @@ impl Renderer {
     }
 
     /// The profiles of one page.
-    pub fn page(&self, profiles: &[Profile]) -> Vec<u8> {
+    pub fn page(&self, profiles: &[RawProfile]) -> Vec<u8> {
         match self.format {
             ExportFormat::Ndjson => {
                 let mut out = Vec::with_capacity(profiles.len() * 512);
@@ -116,9 +117,13 @@ impl Renderer {
             ExportFormat::Csv => {
                 let mut writer = csv::Writer::from_writer(Vec::with_capacity(profiles.len() * 256));
                 for profile in profiles {
-                    writer
-                        .write_record(self.columns.iter().map(|(_, c)| cell(profile, c)))
-                        .expect("writing to memory");
+                    let mut documents = Documents::new(profile);
+                    let cells: Vec<String> = self
+                        .columns
+                        .iter()
+                        .map(|(_, c)| cell(profile, &mut documents, c))
+                        .collect();
+                    writer.write_record(cells).expect("writing to memory");
                 }
                 writer.into_inner().expect("writing to memory")
             }
@@ -126,24 +131,28 @@ impl Renderer {
     }
 }
 
-/// A profile as the native API shows it, written without copying its documents.
+/// A profile as the native API shows it, its documents written as stored.
 #[derive(serde::Serialize)]
 struct ProfileOut<'a> {
     id: &'a str,
     identities: &'a [profiled_core::Identity],
-    properties: &'a serde_json::Map<String, Value>,
-    computed: &'a serde_json::Map<String, Value>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    location: &'a serde_json::Map<String, Value>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    device: &'a serde_json::Map<String, Value>,
+    properties: &'a RawValue,
+    computed: &'a RawValue,
+    #[serde(skip_serializing_if = "is_empty_object")]
+    location: &'a RawValue,
+    #[serde(skip_serializing_if = "is_empty_object")]
+    device: &'a RawValue,
     created_at: String,
     updated_at: String,
     version: i64,
 }
 
-impl<'a> From<&'a Profile> for ProfileOut<'a> {
-    fn from(p: &'a Profile) -> Self {
+fn is_empty_object(document: &&RawValue) -> bool {
+    document.get() == "{}"
+}
+
+impl<'a> From<&'a RawProfile> for ProfileOut<'a> {
+    fn from(p: &'a RawProfile) -> Self {
         Self {
             id: &p.id.0,
             identities: &p.identities,
@@ -166,12 +175,38 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn cell(profile: &Profile, column: &Column) -> String {
+/// A row's documents, each decoded when a column first needs a value inside it.
+struct Documents<'a> {
+    profile: &'a RawProfile,
+    decoded: [Option<Value>; 4],
+}
+
+impl<'a> Documents<'a> {
+    fn new(profile: &'a RawProfile) -> Self {
+        Self {
+            profile,
+            decoded: Default::default(),
+        }
+    }
+
+    fn get(&mut self, column: JsonColumn) -> &Value {
+        let (slot, raw) = match column {
+            JsonColumn::Properties => (0, &self.profile.properties),
+            JsonColumn::Computed => (1, &self.profile.computed),
+            JsonColumn::Location => (2, &self.profile.location),
+            JsonColumn::Device => (3, &self.profile.device),
+        };
+        self.decoded[slot]
+            .get_or_insert_with(|| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+    }
+}
+
+fn cell(profile: &RawProfile, documents: &mut Documents<'_>, column: &Column) -> String {
     match column {
         Column::Version => profile.version.to_string(),
         Column::Identities => serde_json::to_string(&profile.identities).expect("serialises"),
-        Column::Properties => Value::Object(profile.properties.clone()).to_string(),
-        Column::Computed => Value::Object(profile.computed.clone()).to_string(),
+        Column::Properties => profile.properties.get().to_owned(),
+        Column::Computed => profile.computed.get().to_owned(),
         Column::Field(Field::Id) => profile.id.0.clone(),
         Column::Field(Field::CreatedAt) => profile.created_at.to_string(),
         Column::Field(Field::UpdatedAt) => profile.updated_at.to_string(),
@@ -182,8 +217,10 @@ fn cell(profile: &Profile, column: &Column) -> String {
             | Field::Device(_)),
         ) => field
             .json_path()
-            .and_then(|(column, path)| lookup(profile.document(column), path))
-            .map(text)
+            .and_then(|(column, path)| match documents.get(column) {
+                Value::Object(document) => lookup(document, path).map(text),
+                _ => None,
+            })
             .unwrap_or_default(),
         Column::Field(Field::Identity(kind)) => {
             let values: Vec<&str> = profile
@@ -227,12 +264,12 @@ impl Service {
         &self,
         ws: WorkspaceId,
         cursor: &mut ExportCursor,
-    ) -> Result<Option<Vec<Profile>>> {
+    ) -> Result<Option<Vec<RawProfile>>> {
         if cursor.done {
             return Ok(None);
         }
         let page = self
-            .search(
+            .search_raw(
                 ws,
                 Search {
                     filter: cursor.filter.clone(),
@@ -252,7 +289,7 @@ impl Service {
 mod tests {
     use super::*;
     use jiff::Timestamp;
-    use profiled_core::{Identity, ProfileId};
+    use profiled_core::{Identity, Profile, ProfileId};
 
     fn profile() -> Profile {
         let mut p = Profile::new(ProfileId("p1".into()), Timestamp::UNIX_EPOCH, 5.0);
@@ -276,7 +313,7 @@ mod tests {
         )
         .unwrap();
         let mut bytes = renderer.header();
-        bytes.extend(renderer.page(&[profile()]));
+        bytes.extend(renderer.page(&[profile().into()]));
         let text = String::from_utf8(bytes).unwrap();
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let row = reader.records().next().unwrap().unwrap();
@@ -300,7 +337,7 @@ mod tests {
     #[test]
     fn ndjson_is_one_profile_per_line_and_unknown_columns_are_refused() {
         let renderer = Renderer::new(ExportFormat::Ndjson, None).unwrap();
-        let bytes = renderer.page(&[profile(), profile()]);
+        let bytes = renderer.page(&[profile().into(), profile().into()]);
         let lines: Vec<Value> = String::from_utf8(bytes)
             .unwrap()
             .lines()

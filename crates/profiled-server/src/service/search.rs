@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Profile, ProfileId, Violation, WorkspaceId};
+use profiled_core::{Profile, ProfileId, RawProfile, Violation, WorkspaceId};
 use profiled_store::{Keyset, PropertyIndex, SearchQuery, SortKey, SortValue};
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +23,10 @@ pub struct Search {
     pub cursor: Option<String>,
 }
 
+/// A page of profiles: decoded, or with their documents as stored ([`RawProfile`]).
 #[derive(Debug, Clone)]
-pub struct Page {
-    pub profiles: Vec<Profile>,
+pub struct Page<P = Profile> {
+    pub profiles: Vec<P>,
     pub next_cursor: Option<String>,
 }
 
@@ -133,19 +134,18 @@ pub fn sort_keys(keys: Vec<(String, bool)>) -> Result<Vec<SortKey>> {
 
 impl Service {
     pub async fn search(&self, ws: WorkspaceId, search: Search) -> Result<Page> {
-        let after = search
-            .cursor
-            .as_deref()
-            .map(|c| decode_cursor(c, &search.sort))
-            .transpose()?;
-        let query = SearchQuery {
-            filter: search.filter,
-            now: Timestamp::now(),
-            sort: search.sort,
-            after,
-            limit: search.limit,
-        };
+        let query = query(search)?;
         let page = self.store.search(ws, &query).await?;
+        Ok(Page {
+            profiles: page.profiles,
+            next_cursor: page.next.map(|keyset| encode_cursor(&query.sort, &keyset)),
+        })
+    }
+
+    /// [`Service::search`] for showing the profiles: their documents stay as stored.
+    pub async fn search_raw(&self, ws: WorkspaceId, search: Search) -> Result<Page<RawProfile>> {
+        let query = query(search)?;
+        let page = self.store.search_raw(ws, &query).await?;
         Ok(Page {
             profiles: page.profiles,
             next_cursor: page.next.map(|keyset| encode_cursor(&query.sort, &keyset)),
@@ -187,6 +187,22 @@ impl Service {
     pub async fn indexes(&self, ws: WorkspaceId) -> Result<Vec<PropertyIndex>> {
         Ok(self.store.property_indexes(ws).await?)
     }
+}
+
+/// The store's query for a search, its cursor decoded.
+fn query(search: Search) -> Result<SearchQuery> {
+    let after = search
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(c, &search.sort))
+        .transpose()?;
+    Ok(SearchQuery {
+        filter: search.filter,
+        now: Timestamp::now(),
+        sort: search.sort,
+        after,
+        limit: search.limit,
+    })
 }
 
 fn indexable(field: &str) -> Result<Field> {

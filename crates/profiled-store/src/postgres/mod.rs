@@ -27,7 +27,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use profiled_core::change::{Change, NewChange};
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use profiled_core::{Identity, Profile, ProfileId, RawProfile, WorkspaceId};
+
+use crate::rows::ProfileColumns;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 pub use sqlx::postgres::PgSslMode;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -256,7 +258,21 @@ impl Store for PostgresStore {
 
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
         let mut conn = self.pool.acquire().await?;
-        search::search(&mut conn, ws, query).await
+        search::search(&mut conn, ws, query, ProfileColumns::decode).await
+    }
+
+    async fn search_raw(
+        &self,
+        ws: WorkspaceId,
+        query: &SearchQuery,
+    ) -> Result<SearchPage<RawProfile>> {
+        let mut conn = self.pool.acquire().await?;
+        // Through the decoded form: `jsonb` text has its own key order and spacing, and
+        // profiles are shown the same way whichever read served them.
+        search::search(&mut conn, ws, query, |columns| {
+            Ok(RawProfile::from(columns.decode()?))
+        })
+        .await
     }
 
     async fn count(&self, ws: WorkspaceId, filter: &Filter, now: Timestamp) -> Result<u64> {

@@ -27,7 +27,12 @@ pub(super) const PROFILE_COLUMNS: &str = "p.id, p.properties::text AS properties
       WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) AS segments";
 
 pub(super) fn profile_row(row: &PgRow) -> Result<profiled_core::Profile> {
-    ProfileColumns {
+    columns_of(row)?.decode()
+}
+
+/// The columns of a row that selects [`PROFILE_COLUMNS`].
+fn columns_of(row: &PgRow) -> Result<ProfileColumns> {
+    Ok(ProfileColumns {
         id: row.try_get("id")?,
         properties: row.try_get("properties")?,
         computed: row.try_get("computed")?,
@@ -41,8 +46,7 @@ pub(super) fn profile_row(row: &PgRow) -> Result<profiled_core::Profile> {
         activity: row.try_get("activity")?,
         company_id: row.try_get("company_id")?,
         segments: row.try_get("segments")?,
-    }
-    .decode()
+    })
 }
 
 /// How one sort key is ordered: the expressions it sorts by, and its value as JSON text.
@@ -201,18 +205,20 @@ pub(super) fn arguments(binds: Vec<Bind>) -> Result<PgArguments> {
     Ok(args)
 }
 
-pub(super) async fn search(
+/// A page of a search, each row decoded by `decode`.
+pub(super) async fn search<P>(
     conn: &mut PgConnection,
     ws: WorkspaceId,
     query: &SearchQuery,
-) -> Result<SearchPage> {
+    decode: fn(ProfileColumns) -> Result<P>,
+) -> Result<SearchPage<P>> {
     let sql = search_sql(ws, query);
     let rows = sqlx::query_with(AssertSqlSafe(sql.text), arguments(sql.binds)?)
         .fetch_all(&mut *conn)
         .await?;
     let mut profiles = Vec::with_capacity(rows.len());
     for row in &rows {
-        profiles.push(profile_row(row)?);
+        profiles.push(decode(columns_of(row)?)?);
     }
     let next = match rows.last() {
         Some(last) if rows.len() as u64 == u64::from(query.limit) => {

@@ -32,7 +32,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use profiled_core::change::{Change, NewChange};
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
+use profiled_core::{Identity, Profile, ProfileId, RawProfile, WorkspaceId};
+
+use crate::rows::ProfileColumns;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -315,7 +317,22 @@ impl Store for SqliteStore {
         let read = {
             let query = query.clone();
             self.readers
-                .scan(move |conn| search::search(conn, ws, &query))
+                .scan(move |conn| search::search(conn, ws, &query, ProfileColumns::decode))
+                .await
+        };
+        self.settled(read).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, query))]
+    async fn search_raw(
+        &self,
+        ws: WorkspaceId,
+        query: &SearchQuery,
+    ) -> Result<SearchPage<RawProfile>> {
+        let read = {
+            let query = query.clone();
+            self.readers
+                .scan(move |conn| search::search(conn, ws, &query, ProfileColumns::decode_raw))
                 .await
         };
         self.settled(read).await

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Profile, WorkspaceId};
+use profiled_core::{Profile, ProfileId, WorkspaceId};
 use rusqlite::Connection;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
@@ -31,7 +31,12 @@ pub(super) fn profile_columns() -> String {
 
 /// Decodes a row that starts with [`profile_columns`].
 pub(super) fn profile_row(row: &rusqlite::Row<'_>) -> Result<Profile> {
-    ProfileColumns {
+    columns_of(row)?.decode()
+}
+
+/// The columns of a row that starts with [`profile_columns`].
+fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
+    Ok(ProfileColumns {
         id: row.get(0)?,
         properties: row.get(1)?,
         computed: row.get(2)?,
@@ -45,8 +50,7 @@ pub(super) fn profile_row(row: &rusqlite::Row<'_>) -> Result<Profile> {
         company_id: row.get(10)?,
         identities: row.get(11)?,
         segments: row.get(12)?,
-    }
-    .decode()
+    })
 }
 
 /// Where a search's sort keys start in its rows, after [`profile_columns`].
@@ -160,11 +164,14 @@ fn arguments(binds: Vec<Bind>) -> Result<SqliteArguments> {
     Ok(args)
 }
 
-pub(super) fn search(
+/// A page of a search, each row decoded by `decode` ([`ProfileColumns::decode`] or
+/// [`ProfileColumns::decode_raw`]).
+pub(super) fn search<P>(
     conn: &Connection,
     ws: WorkspaceId,
     query: &SearchQuery,
-) -> Result<SearchPage> {
+    decode: fn(ProfileColumns) -> Result<P>,
+) -> Result<SearchPage<P>> {
     let sql = search_sql(ws, query);
     let mut statement = conn.prepare_cached(&sql.text)?;
     let mut rows = statement.query(rusqlite::params_from_iter(&sql.binds))?;
@@ -172,7 +179,7 @@ pub(super) fn search(
     // Set only by the row that fills the page (LIMIT stops there).
     let mut next = None;
     while let Some(row) = rows.next()? {
-        let profile = profile_row(row)?;
+        let columns = columns_of(row)?;
         if profiles.len() + 1 == query.limit as usize {
             // The last row of a full page: the next page starts after its keys.
             let values = (0..query.sort.len())
@@ -180,10 +187,10 @@ pub(super) fn search(
                 .collect::<Result<Vec<_>>>()?;
             next = Some(Keyset {
                 values,
-                id: profile.id.clone(),
+                id: ProfileId(columns.id.clone()),
             });
         }
-        profiles.push(profile);
+        profiles.push(decode(columns)?);
     }
     Ok(SearchPage { profiles, next })
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Identity, Profile, ProfileId, Scope, WorkspaceId};
+use profiled_core::{Identity, Profile, ProfileId, RawProfile, Scope, WorkspaceId};
 use profiled_store::postgres::{PostgresSettings, PostgresStore};
 use profiled_store::sqlite::{SqliteSettings, SqliteStore};
 use profiled_store::{
@@ -459,6 +459,75 @@ async fn keyset_pages_cover_every_match_once_in_sort_order() {
             };
             assert_eq!((all[0].as_str(), all[24].as_str()), (first, last));
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_raw_page_shows_what_the_decoded_page_holds() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..7 {
+            let mut p = profile(
+                &format!("p{i}"),
+                &[
+                    ("user_id", &format!("u{i}")),
+                    ("email", &format!("{i}@x.io")),
+                ],
+            );
+            p.properties.insert("n".into(), json!(i));
+            p.properties
+                .insert("text".into(), json!(format!("é \"quoted\" {i}")));
+            tx.insert_profile(ws, &p).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let query = |after| SearchQuery {
+            filter: Filter::parse("properties.n >= 1").unwrap(),
+            now: now(),
+            sort: vec![SortKey {
+                field: Field::parse("properties.n").unwrap(),
+                descending: true,
+            }],
+            after,
+            limit: 4,
+        };
+        let mut after = None;
+        let mut seen = 0;
+        loop {
+            let decoded = store.search(ws, &query(after.clone())).await.unwrap();
+            let raw = store.search_raw(ws, &query(after.clone())).await.unwrap();
+            assert_eq!(raw.next, decoded.next);
+            assert_eq!(raw.profiles.len(), decoded.profiles.len());
+            for (raw, decoded) in raw.profiles.iter().zip(decoded.profiles) {
+                let expected = RawProfile::from(decoded);
+                assert_eq!(raw.id, expected.id);
+                assert_eq!(raw.identities, expected.identities);
+                for (got, want) in [
+                    (&raw.properties, &expected.properties),
+                    (&raw.computed, &expected.computed),
+                    (&raw.location, &expected.location),
+                    (&raw.device, &expected.device),
+                ] {
+                    // The same text, not only the same JSON: every read shows a profile alike.
+                    assert_eq!(got.get(), want.get());
+                }
+                assert_eq!(
+                    (raw.created_at, raw.updated_at, raw.version),
+                    (expected.created_at, expected.updated_at, expected.version)
+                );
+                assert_eq!(
+                    (&raw.company, &raw.segments),
+                    (&expected.company, &expected.segments)
+                );
+            }
+            seen += raw.profiles.len();
+            match raw.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 6);
     })
     .await;
 }

@@ -72,23 +72,30 @@ pub async fn export(
         ]
         .concat(),
     );
-    let rest =
-        futures_util::stream::unfold(Some((service, cursor, renderer)), move |state| async move {
-            let (service, mut cursor, renderer) = state?;
-            match service.export_page(ws, &mut cursor).await {
-                Ok(Some(profiles)) => {
-                    let bytes = Bytes::from(renderer.page(&profiles));
-                    Some((Ok(bytes), Some((service, cursor, renderer))))
-                }
-                Ok(None) => None,
+    // The rest is read and rendered a page ahead of the client, by a task of its own; it
+    // stops when the client goes away (the channel closes).
+    let (pages, rest) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    tokio::spawn(async move {
+        loop {
+            let page = match service.export_page(ws, &mut cursor).await {
+                Ok(Some(profiles)) => Ok(Bytes::from(renderer.page(&profiles))),
+                Ok(None) => return,
                 Err(e) => {
                     // The status is already sent: cut the body short, so the client sees an
                     // incomplete transfer rather than a file that looks whole.
                     tracing::error!(error = %e, "export failed midway");
-                    Some((Err(std::io::Error::other("export failed")), None))
+                    Err(std::io::Error::other("export failed"))
                 }
+            };
+            let failed = page.is_err();
+            if pages.send(page).await.is_err() || failed {
+                return;
             }
-        });
+        }
+    });
+    let rest = futures_util::stream::unfold(rest, |mut rest| async move {
+        rest.recv().await.map(|page| (page, rest))
+    });
     let body = futures_util::StreamExt::chain(
         futures_util::stream::once(async { Ok::<_, std::io::Error>(first) }),
         rest,

@@ -6,8 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use profiled_core::error::pointer_token;
 use profiled_core::identity::IdentityMap;
-use profiled_core::{Identity, Profile, ProfileId, PropertyOps, Violation};
+use profiled_core::{Identity, Profile, ProfileId, PropertyOps, RawProfile, Violation};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -24,19 +25,19 @@ pub struct ProfileView {
     pub identities: Vec<Identity>,
     /// Set by clients.
     #[schema(value_type = Object)]
-    pub properties: Map<String, Value>,
+    pub properties: Box<RawValue>,
     /// Derived by the service; `percent` is a stable random number in [0, 100).
     #[schema(value_type = Object, example = json!({"percent": 42.5, "session_count": 3, "last_seen_at": "2026-11-22T10:00:00.000000Z"}))]
-    pub computed: Map<String, Value>,
+    pub computed: Box<RawValue>,
     /// Where the end user was last seen (from the newest event's IP): `country`,
     /// `country_name`, `region`, `region_code`, `city`, `postal_code`, `latitude`,
     /// `longitude`, `time_zone`.
     #[schema(value_type = Object, example = json!({"country": "DE", "city": "Berlin", "time_zone": "Europe/Berlin"}))]
-    pub location: Map<String, Value>,
+    pub location: Box<RawValue>,
     /// The end user's last device (from the newest event's user agent): `browser`,
     /// `browser_version`, `os`, `os_version`, `vendor`, `type`, `bot`.
     #[schema(value_type = Object, example = json!({"browser": "Chrome", "os": "Windows 10", "type": "desktop", "bot": false}))]
-    pub device: Map<String, Value>,
+    pub device: Box<RawValue>,
     /// The id of the company the profile belongs to.
     pub company_id: Option<String>,
     /// The company itself, with `?expand=company`.
@@ -56,6 +57,12 @@ pub struct ProfileView {
 
 impl From<Profile> for ProfileView {
     fn from(p: Profile) -> Self {
+        RawProfile::from(p).into()
+    }
+}
+
+impl From<RawProfile> for ProfileView {
+    fn from(p: RawProfile) -> Self {
         Self {
             id: p.id.0,
             identities: p.identities,
@@ -65,7 +72,7 @@ impl From<Profile> for ProfileView {
             device: p.device,
             company_id: p.company,
             company: None,
-            segments: p.segments.into_iter().collect(),
+            segments: p.segments,
             created_at: p.created_at.to_string(),
             updated_at: p.updated_at.to_string(),
             version: p.version,

@@ -13,6 +13,7 @@ use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::search::{limit, sort_keys};
 use crate::service::{Page, Search};
+use profiled_core::RawProfile;
 
 /// A search. Every field is optional: no filter matches every profile.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -68,8 +69,8 @@ pub struct SearchResult {
     pub next_cursor: Option<String>,
 }
 
-impl From<Page> for SearchResult {
-    fn from(page: Page) -> Self {
+impl From<Page<RawProfile>> for SearchResult {
+    fn from(page: Page<RawProfile>) -> Self {
         Self {
             profiles: page.profiles.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -138,7 +139,7 @@ pub async fn search(
         limit: limit(body.limit)?,
         cursor: body.cursor,
     };
-    Ok(Json(state.service.search(ws, search).await?.into()))
+    Ok(Json(state.service.search_raw(ws, search).await?.into()))
 }
 
 #[utoipa::path(
@@ -178,7 +179,7 @@ pub async fn list(
         limit: limit(params.limit)?,
         cursor: params.cursor,
     };
-    Ok(Json(state.service.search(ws, search).await?.into()))
+    Ok(Json(state.service.search_raw(ws, search).await?.into()))
 }
 
 #[utoipa::path(
