@@ -73,6 +73,12 @@ pub trait Store: Send + Sync + 'static {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<Profile>>;
+    /// [`Store::profile_by_identity`] with the profile's documents as stored, for showing it.
+    async fn profile_by_identity_raw(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<RawProfile>>;
 
     /// Profiles matching a filter, in sort order, one page at a time (keyset pagination).
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage>;

@@ -6,7 +6,9 @@ use profiled_core::change::{NewChange, Operation, diff};
 use profiled_core::merge::merge;
 use profiled_core::ops::merge_patch;
 use profiled_core::profile::to_micros;
-use profiled_core::{Identity, Profile, ProfileId, PropertyOps, Violation, WorkspaceId};
+use profiled_core::{
+    Identity, Profile, ProfileId, PropertyOps, RawProfile, Violation, WorkspaceId,
+};
 use profiled_store::{MergeRecord, ProfileTx};
 use rand::Rng;
 use serde_json::{Map, Value};
@@ -375,6 +377,18 @@ impl Service {
         );
         tx.append_change(ws, &entry).await?;
         Ok(())
+    }
+
+    /// [`Service::profile_by_identity`] for showing the profile: its documents stay as stored.
+    pub async fn profile_by_identity_raw(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<RawProfile> {
+        self.store
+            .profile_by_identity_raw(ws, identity)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("profile with identity {identity}")))
     }
 
     pub async fn profile_by_identity(

@@ -256,6 +256,17 @@ impl Store for PostgresStore {
         profiles::load_by_identity(&self.pool, ws, identity).await
     }
 
+    async fn profile_by_identity_raw(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<RawProfile>> {
+        // Through the decoded form, as `search_raw` is.
+        Ok(profiles::load_by_identity(&self.pool, ws, identity)
+            .await?
+            .map(RawProfile::from))
+    }
+
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
         let mut conn = self.pool.acquire().await?;
         search::search(&mut conn, ws, query, ProfileColumns::decode).await

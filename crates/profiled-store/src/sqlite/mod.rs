@@ -308,7 +308,19 @@ impl Store for SqliteStore {
     ) -> Result<Option<Profile>> {
         let read = self
             .readers
-            .read(|conn| profiles::load_by_identity(conn, ws, identity));
+            .read(|conn| profiles::load_by_identity(conn, ws, identity, ProfileColumns::decode));
+        self.settled(read).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn profile_by_identity_raw(
+        &self,
+        ws: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<RawProfile>> {
+        let read = self.readers.read(|conn| {
+            profiles::load_by_identity(conn, ws, identity, ProfileColumns::decode_raw)
+        });
         self.settled(read).await
     }
 

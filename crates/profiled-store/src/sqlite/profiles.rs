@@ -5,8 +5,8 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::micros;
-use super::search::{profile_columns, profile_row};
-use crate::rows::documents;
+use super::search::{columns_of, profile_columns, profile_row};
+use crate::rows::{ProfileColumns, documents};
 use crate::{Result, StoreError};
 
 pub(super) fn load(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
@@ -21,11 +21,14 @@ pub(super) fn load(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result
     row.transpose()
 }
 
-pub(super) fn load_by_identity(
+/// The profile carrying an identity, decoded by `decode` ([`ProfileColumns::decode`] or
+/// [`ProfileColumns::decode_raw`]).
+pub(super) fn load_by_identity<P>(
     conn: &Connection,
     ws: WorkspaceId,
     identity: &Identity,
-) -> Result<Option<Profile>> {
+    decode: fn(ProfileColumns) -> Result<P>,
+) -> Result<Option<P>> {
     let sql = format!(
         "SELECT {} FROM identities AS o JOIN profiles AS p ON p.workspace_id = o.workspace_id AND p.id = o.profile_id \
          WHERE o.workspace_id = ? AND o.kind = ? AND o.value = ?",
@@ -35,10 +38,10 @@ pub(super) fn load_by_identity(
     let row = statement
         .query_row(
             params![ws.0, identity.kind.as_str(), identity.value],
-            |row| Ok(profile_row(row)),
+            |row| Ok(columns_of(row)),
         )
         .optional()?;
-    row.transpose()
+    row.transpose()?.map(decode).transpose()
 }
 
 /// The profiles that own any of the identities, each once, by id.

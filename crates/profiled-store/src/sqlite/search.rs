@@ -35,7 +35,7 @@ pub(super) fn profile_row(row: &rusqlite::Row<'_>) -> Result<Profile> {
 }
 
 /// The columns of a row that starts with [`profile_columns`].
-fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
+pub(super) fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
     Ok(ProfileColumns {
         id: row.get(0)?,
         properties: row.get(1)?,

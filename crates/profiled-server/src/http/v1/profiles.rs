@@ -118,7 +118,7 @@ fn expands_company(expand: Option<&str>) -> Result<bool, ApiError> {
 async fn read(
     state: &AppState,
     caller: &Caller,
-    profile: Profile,
+    profile: RawProfile,
     expand: Option<&str>,
 ) -> Result<Response, ApiError> {
     let company = match (&profile.company, expands_company(expand)?) {
@@ -213,13 +213,13 @@ pub struct IdentitiesBody {
 
 /// The response to a write: the profile with its ETag, or a receipt for write-only keys.
 fn written(caller: &Caller, status: StatusCode, profile: Profile) -> Response {
-    respond(caller, status, profile, None)
+    respond(caller, status, profile.into(), None)
 }
 
 fn respond(
     caller: &Caller,
     status: StatusCode,
-    profile: Profile,
+    profile: RawProfile,
     company: Option<profiled_store::CompanyRecord>,
 ) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", profile.version))
@@ -338,7 +338,7 @@ pub async fn get_profile(
     };
     // An id merged into another answers with the survivor, and says where it lives now.
     let moved = (profile.id != requested).then(|| profile.id.clone());
-    let mut response = read(&state, &caller, profile, params.expand.as_deref()).await?;
+    let mut response = read(&state, &caller, profile.into(), params.expand.as_deref()).await?;
     if let Some(survivor) = moved {
         let location = HeaderValue::from_str(&format!("/v1/profiles/{survivor}"))
             .expect("ids are header-safe");
@@ -371,7 +371,7 @@ pub async fn get_by_identity(
 ) -> Result<Response, ApiError> {
     let ws = caller.read()?;
     let identity = parse_identity(&kind, &value, &state)?;
-    let profile = state.service.profile_by_identity(ws, &identity).await?;
+    let profile = state.service.profile_by_identity_raw(ws, &identity).await?;
     read(&state, &caller, profile, params.expand.as_deref()).await
 }
 
