@@ -66,6 +66,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>>;
+    /// [`Store::profile`] with the profile's documents as stored, for showing it.
+    async fn profile_raw(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<RawProfile>>;
 
     /// The profile carrying an identity, read in one query.
     async fn profile_by_identity(

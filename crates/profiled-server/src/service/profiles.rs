@@ -301,6 +301,21 @@ impl Service {
         }
     }
 
+    /// [`Service::profile`] for showing it: its documents stay as stored.
+    pub async fn profile_raw(&self, ws: WorkspaceId, id: &ProfileId) -> Result<RawProfile> {
+        if let Some(profile) = self.store.profile_raw(ws, id).await? {
+            return Ok(profile);
+        }
+        match self.store.survivor_of(ws, id).await? {
+            Some(survivor) => self
+                .store
+                .profile_raw(ws, &survivor)
+                .await?
+                .ok_or_else(|| not_found(id)),
+            None => Err(not_found(id)),
+        }
+    }
+
     /// Merges the profiles an upsert's identities lead to, by the rules of
     /// [`profiled_core::merge`]; returns the survivor as stored.
     async fn merge_owners(

@@ -248,6 +248,13 @@ impl Store for PostgresStore {
         profiles::load(&self.pool, ws, id).await
     }
 
+    async fn profile_raw(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<RawProfile>> {
+        // Through the decoded form, as `search_raw` is.
+        Ok(profiles::load(&self.pool, ws, id)
+            .await?
+            .map(RawProfile::from))
+    }
+
     async fn profile_by_identity(
         &self,
         ws: WorkspaceId,

@@ -296,7 +296,17 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
-        let read = self.readers.read(|conn| profiles::load(conn, ws, id));
+        let read = self
+            .readers
+            .read(|conn| profiles::load(conn, ws, id, ProfileColumns::decode));
+        self.settled(read).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn profile_raw(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<RawProfile>> {
+        let read = self
+            .readers
+            .read(|conn| profiles::load(conn, ws, id, ProfileColumns::decode_raw));
         self.settled(read).await
     }
 
@@ -679,7 +689,7 @@ impl ProfileTx for SqliteTx {
 
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
         // BEGIN IMMEDIATE already holds the write lock: nothing else can change the row.
-        profiles::load(self.slot.conn(), ws, id)
+        profiles::load(self.slot.conn(), ws, id, ProfileColumns::decode)
     }
 
     async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {

@@ -5,20 +5,27 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::micros;
-use super::search::{columns_of, profile_columns, profile_row};
+use super::search::{columns_of, profile_columns};
 use crate::rows::{ProfileColumns, documents};
 use crate::{Result, StoreError};
 
-pub(super) fn load(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
+/// A profile by id, decoded by `decode` ([`ProfileColumns::decode`] or
+/// [`ProfileColumns::decode_raw`]).
+pub(super) fn load<P>(
+    conn: &Connection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    decode: fn(ProfileColumns) -> Result<P>,
+) -> Result<Option<P>> {
     let sql = format!(
         "SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id = ?",
         profile_columns()
     );
     let mut statement = conn.prepare_cached(&sql)?;
     let row = statement
-        .query_row(params![ws.0, id.0], |row| Ok(profile_row(row)))
+        .query_row(params![ws.0, id.0], |row| Ok(columns_of(row)))
         .optional()?;
-    row.transpose()
+    row.transpose()?.map(decode).transpose()
 }
 
 /// The profile carrying an identity, decoded by `decode` ([`ProfileColumns::decode`] or
@@ -70,7 +77,7 @@ pub(super) fn load_by_identities(
     let mut profiles = Vec::with_capacity(owners.len());
     for id in owners {
         // Identities point only at live rows (foreign key), so each owner is found.
-        profiles.extend(load(conn, ws, &ProfileId(id))?);
+        profiles.extend(load(conn, ws, &ProfileId(id), ProfileColumns::decode)?);
     }
     Ok(profiles)
 }

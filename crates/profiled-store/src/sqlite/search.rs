@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use profiled_core::filter::{Field, Filter, ValueType};
-use profiled_core::{Profile, ProfileId, WorkspaceId};
+use profiled_core::{ProfileId, WorkspaceId};
 use rusqlite::Connection;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
@@ -14,24 +14,19 @@ use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue};
 use crate::{Result, StoreError};
 
 /// The identities of profile `p`, as a JSON array of `[kind, value]`. (No ORDER BY here: it
-/// makes SQLite abandon the covering index; [`profile_row`] sorts instead.)
+/// makes SQLite abandon the covering index; decoding sorts instead.)
 const IDENTITIES: &str = "(SELECT json_group_array(json_array(kind, value)) FROM identities AS i \
      WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id)";
 const SEGMENTS: &str = "(SELECT json_group_array(s.segment_key) FROM segment_members AS s \
      WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id)";
 
-/// The columns every profile read selects, in the order [`profile_row`] decodes them.
+/// The columns every profile read selects, in the order [`columns_of`] reads them.
 pub(super) fn profile_columns() -> String {
     format!(
         "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, \
          p.location, p.device, p.activity, p.company_id, {IDENTITIES} AS identities, \
          {SEGMENTS} AS segments"
     )
-}
-
-/// Decodes a row that starts with [`profile_columns`].
-pub(super) fn profile_row(row: &rusqlite::Row<'_>) -> Result<Profile> {
-    columns_of(row)?.decode()
 }
 
 /// The columns of a row that starts with [`profile_columns`].

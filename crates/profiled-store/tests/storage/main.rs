@@ -528,6 +528,31 @@ async fn a_raw_page_shows_what_the_decoded_page_holds() {
             }
         }
         assert_eq!(seen, 6);
+        // Point reads show the same text as the decoded read.
+        let id = ProfileId("p3".into());
+        let by_id = store.profile_raw(ws, &id).await.unwrap().unwrap();
+        let by_identity = store
+            .profile_by_identity_raw(ws, &Identity::new_unchecked("user_id", "u3"))
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = RawProfile::from(store.profile(ws, &id).await.unwrap().unwrap());
+        for raw in [by_id, by_identity] {
+            assert_eq!(
+                (&raw.id, &raw.identities),
+                (&expected.id, &expected.identities)
+            );
+            assert_eq!(raw.properties.get(), expected.properties.get());
+            assert_eq!(raw.location.get(), expected.location.get());
+            assert_eq!(raw.version, expected.version);
+        }
+        assert!(
+            store
+                .profile_raw(ws, &ProfileId("nobody".into()))
+                .await
+                .unwrap()
+                .is_none()
+        );
     })
     .await;
 }

@@ -325,7 +325,7 @@ pub async fn get_profile(
     let ws = caller.read()?;
     let requested = ProfileId(id.clone());
     let profile = match params.as_of {
-        None => state.service.profile(ws, &requested).await?,
+        None => state.service.profile_raw(ws, &requested).await?,
         Some(text) => {
             let at = text.parse::<jiff::Timestamp>().map_err(|_| {
                 ApiError::invalid(
@@ -333,12 +333,16 @@ pub async fn get_profile(
                     "as_of is an RFC 3339 timestamp, e.g. 2026-01-02T03:04:05Z",
                 )
             })?;
-            state.service.profile_as_of(ws, &ProfileId(id), at).await?
+            state
+                .service
+                .profile_as_of(ws, &ProfileId(id), at)
+                .await?
+                .into()
         }
     };
     // An id merged into another answers with the survivor, and says where it lives now.
     let moved = (profile.id != requested).then(|| profile.id.clone());
-    let mut response = read(&state, &caller, profile.into(), params.expand.as_deref()).await?;
+    let mut response = read(&state, &caller, profile, params.expand.as_deref()).await?;
     if let Some(survivor) = moved {
         let location = HeaderValue::from_str(&format!("/v1/profiles/{survivor}"))
             .expect("ids are header-safe");
