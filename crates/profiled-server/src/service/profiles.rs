@@ -288,30 +288,39 @@ impl Service {
 
     /// The profile with this id — or, if it was merged into another, the survivor.
     pub async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Profile> {
-        if let Some(profile) = self.store.profile(ws, id).await? {
-            return Ok(profile);
-        }
-        match self.store.survivor_of(ws, id).await? {
-            Some(survivor) => self
-                .store
-                .profile(ws, &survivor)
-                .await?
-                .ok_or_else(|| not_found(id)),
-            None => Err(not_found(id)),
-        }
+        self.following_merges(
+            ws,
+            id,
+            |id| async move { self.store.profile(ws, &id).await },
+        )
+        .await
     }
 
     /// [`Service::profile`] for showing it: its documents stay as stored.
     pub async fn profile_raw(&self, ws: WorkspaceId, id: &ProfileId) -> Result<RawProfile> {
-        if let Some(profile) = self.store.profile_raw(ws, id).await? {
+        self.following_merges(
+            ws,
+            id,
+            |id| async move { self.store.profile_raw(ws, &id).await },
+        )
+        .await
+    }
+
+    /// `read(id)`, or `read(survivor)` when `id` was merged into another profile.
+    async fn following_merges<P, Read>(
+        &self,
+        ws: WorkspaceId,
+        id: &ProfileId,
+        read: impl Fn(ProfileId) -> Read,
+    ) -> Result<P>
+    where
+        Read: std::future::Future<Output = profiled_store::Result<Option<P>>>,
+    {
+        if let Some(profile) = read(id.clone()).await? {
             return Ok(profile);
         }
         match self.store.survivor_of(ws, id).await? {
-            Some(survivor) => self
-                .store
-                .profile_raw(ws, &survivor)
-                .await?
-                .ok_or_else(|| not_found(id)),
+            Some(survivor) => read(survivor).await?.ok_or_else(|| not_found(id)),
             None => Err(not_found(id)),
         }
     }
