@@ -21,6 +21,9 @@ pub enum StoreError {
     Contended(String),
     #[error("database error: {0}")]
     Backend(sqlx::Error),
+    /// A commit failed, or could not be made durable: nothing of it may be acknowledged.
+    #[error("the commit failed: {0}")]
+    CommitFailed(String),
     /// An error of the SQLite connections the store drives on the calling thread.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

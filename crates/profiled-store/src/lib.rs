@@ -400,4 +400,15 @@ pub trait ProfileTx: Send {
     /// Keeps a deletion receipt.
     async fn record_deletion(&mut self, ws: WorkspaceId, receipt: &DeletionReceipt) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
+    /// Commits and frees the connection for the next transaction without waiting for the
+    /// commit to reach the disk: what it returns resolves once it has (or fails if it could
+    /// not). Nothing of the transaction may be acknowledged before that. By default, the
+    /// plain commit, durable when it returns.
+    async fn commit_early(self: Box<Self>) -> Result<Durable> {
+        self.commit().await?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
 }
+
+/// A commit on its way to the disk ([`ProfileTx::commit_early`]).
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;

@@ -59,6 +59,20 @@ impl Service {
         upserts: &[BatchUpsert],
         keep_profiles: bool,
     ) -> Result<Vec<BatchOutcome>> {
+        let (outcomes, durable) = self.upsert_batch_early(ws, upserts, keep_profiles).await?;
+        self.durable(durable).await?;
+        Ok(outcomes)
+    }
+
+    /// [`Service::upsert_batch`], returning as soon as the store is free for the next
+    /// transaction, with what resolves once the batch is durable: no outcome may be told
+    /// before it has.
+    pub(super) async fn upsert_batch_early(
+        &self,
+        ws: WorkspaceId,
+        upserts: &[BatchUpsert],
+        keep_profiles: bool,
+    ) -> Result<(Vec<BatchOutcome>, profiled_store::Durable)> {
         let kept = |profile: &Profile, created: bool, changed: bool| BatchOutcome::Applied {
             created,
             changed,
@@ -174,8 +188,8 @@ impl Service {
         tx.insert_identities(ws, &attached, now).await?;
         tx.append_changes(ws, &changes).await?;
         write_rules.write(&mut *tx, ws).await?;
-        self.commit(tx).await?;
-        Ok(outcomes)
+        let durable = tx.commit_early().await?;
+        Ok((outcomes, durable))
     }
 
     /// Applies one upsert to a profile in memory. `None` when it changes nothing; otherwise

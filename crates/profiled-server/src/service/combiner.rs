@@ -1,8 +1,10 @@
 //! Concurrent upsert requests combined into batches: a worker takes every upsert waiting at
 //! that moment (up to 256) and applies them with [`Service::upsert_batch`] — one
 //! transaction, one identity lookup and a few multi-row statements — instead of a transaction
-//! each. Every request still gets its own answer, only after the commit that holds its write,
-//! and a bad upsert fails alone. Under light load a batch is one upsert, so nothing waits.
+//! each. Every request still gets its own answer, only after the commit that holds its write
+//! is durable, and a bad upsert fails alone. A worker does not wait for that: a task of the
+//! batch's own answers it once the commit is synced, while the worker applies the next batch.
+//! Under light load a batch is one upsert, so nothing waits.
 
 use std::sync::{Arc, Weak};
 
@@ -10,19 +12,22 @@ use profiled_core::WorkspaceId;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bulk::{BatchOutcome, BatchUpsert};
-use super::{Result, Service, Upsert, Written};
+use super::{Result, Service, ServiceError, Upsert, Written};
+use profiled_store::StoreError;
 
 /// The most upserts one batch carries.
 const MAX_BATCH: usize = 256;
-/// Batches applied at the same time. While one waits for its commit to reach the disk the
-/// next is built, and on SQLite they share that commit (see `sqlite/group_commit.rs`).
+/// Workers taking batches. They take turns at the one writer; a batch that merges profiles
+/// goes one by one and waits for its own sync, and the other workers go on meanwhile.
 const WORKERS: usize = 4;
 
 pub(super) struct Job {
     ws: WorkspaceId,
     upsert: BatchUpsert,
-    reply: oneshot::Sender<Result<Written>>,
+    reply: Reply,
 }
+
+type Reply = oneshot::Sender<Result<Written>>;
 
 pub(super) type Combiner = mpsc::Sender<Job>;
 
@@ -63,53 +68,38 @@ impl Service {
         answer.await.ok()
     }
 
-    async fn apply_jobs(&self, ws: WorkspaceId, jobs: Vec<Job>) {
-        let (upserts, mut replies): (Vec<BatchUpsert>, Vec<Option<oneshot::Sender<_>>>) = jobs
-            .into_iter()
-            .map(|job| (job.upsert, Some(job.reply)))
-            .unzip();
-        let mut answer = |i: usize, result: Result<Written>| {
-            if let Some(reply) = replies[i].take() {
-                // The client may have gone; the write stands all the same.
-                let _ = reply.send(result);
-            }
-        };
+    /// Applies one workspace's jobs in arrival order. A batch is answered once it is
+    /// durable, by a task of its own, so the next batch is applied meanwhile.
+    async fn apply_jobs(self: &Arc<Self>, ws: WorkspaceId, jobs: Vec<Job>) {
+        let (upserts, replies): (Vec<BatchUpsert>, Vec<Reply>) =
+            jobs.into_iter().map(|job| (job.upsert, job.reply)).unzip();
+        let mut replies = replies.into_iter();
         let mut start = 0;
         while start < upserts.len() {
-            match self.upsert_batch(ws, &upserts[start..], true).await {
-                Ok(outcomes) => {
-                    let taken = outcomes.len();
-                    for (i, outcome) in outcomes.into_iter().enumerate() {
-                        answer(
-                            start + i,
-                            match outcome {
-                                BatchOutcome::Applied {
-                                    created,
-                                    changed,
-                                    profile,
-                                } => Ok(Written {
-                                    profile: *profile.expect("the batch keeps profiles"),
-                                    created,
-                                    changed,
-                                }),
-                                BatchOutcome::Failed(e) => Err(e),
-                                BatchOutcome::Skipped => {
-                                    unreachable!("combined upserts always create")
-                                }
-                            },
-                        );
-                    }
-                    start += taken;
+            match self.upsert_batch_early(ws, &upserts[start..], true).await {
+                Ok((outcomes, durable)) => {
+                    start += outcomes.len();
+                    let answers: Vec<(Reply, Result<Written>)> = replies
+                        .by_ref()
+                        .zip(outcomes.into_iter().map(written))
+                        .collect();
+                    let service = self.clone();
+                    tokio::spawn(async move {
+                        let durable = service.durable(durable).await;
+                        answer_when_durable(answers, durable);
+                    });
                     // A merge: on its own, then the batch goes on.
                     if start < upserts.len() {
-                        answer(start, self.upsert_alone(ws, &upserts[start]).await);
+                        let reply = replies.next().expect("one reply per job");
+                        // The client may have gone; the write stands all the same.
+                        let _ = reply.send(self.upsert_alone(ws, &upserts[start]).await);
                         start += 1;
                     }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "a batch was refused; its upserts go one by one");
-                    for (i, upsert) in upserts.iter().enumerate().skip(start) {
-                        answer(i, self.upsert_alone(ws, upsert).await);
+                    for (upsert, reply) in upserts[start..].iter().zip(replies.by_ref()) {
+                        let _ = reply.send(self.upsert_alone(ws, upsert).await);
                     }
                     start = upserts.len();
                 }
@@ -148,6 +138,92 @@ async fn run(service: Weak<Service>, receiver: Arc<tokio::sync::Mutex<mpsc::Rece
             let (same, rest): (Vec<Job>, Vec<Job>) = jobs.drain(..).partition(|j| j.ws == ws);
             jobs = rest;
             service.apply_jobs(ws, same).await;
+        }
+    }
+}
+
+fn written(outcome: BatchOutcome) -> Result<Written> {
+    match outcome {
+        BatchOutcome::Applied {
+            created,
+            changed,
+            profile,
+        } => Ok(Written {
+            profile: *profile.expect("the batch keeps profiles"),
+            created,
+            changed,
+        }),
+        BatchOutcome::Failed(e) => Err(e),
+        BatchOutcome::Skipped => unreachable!("combined upserts always create"),
+    }
+}
+
+/// Tells each upsert of a batch how it went, now that the batch is durable (or failed to be:
+/// then none of it is acknowledged).
+fn answer_when_durable(answers: Vec<(Reply, Result<Written>)>, durable: Result<()>) {
+    let failure = durable.err().map(|e| match e {
+        ServiceError::Store(StoreError::CommitFailed(message)) => message,
+        other => other.to_string(),
+    });
+    for (reply, result) in answers {
+        let result = match &failure {
+            Some(message) => Err(ServiceError::Store(StoreError::CommitFailed(
+                message.clone(),
+            ))),
+            None => result,
+        };
+        // The client may have gone; the write stands all the same.
+        let _ = reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiled_core::{Profile, ProfileId};
+
+    fn batch_of_two() -> (
+        Vec<(Reply, Result<Written>)>,
+        Vec<oneshot::Receiver<Result<Written>>>,
+    ) {
+        let (answers, receivers) = (0..2)
+            .map(|i| {
+                let (reply, receiver) = oneshot::channel();
+                let profile =
+                    Profile::new(ProfileId(format!("p{i}")), jiff::Timestamp::UNIX_EPOCH, 1.0);
+                let result = Ok(Written {
+                    profile,
+                    created: true,
+                    changed: true,
+                });
+                ((reply, result), receiver)
+            })
+            .unzip();
+        (answers, receivers)
+    }
+
+    #[test]
+    fn a_durable_batch_is_answered_with_its_outcomes() {
+        let (answers, mut receivers) = batch_of_two();
+        answer_when_durable(answers, Ok(()));
+        for (i, receiver) in receivers.iter_mut().enumerate() {
+            let written = receiver.try_recv().unwrap().unwrap();
+            assert_eq!(written.profile.id.0, format!("p{i}"));
+        }
+    }
+
+    #[test]
+    fn a_batch_that_did_not_reach_the_disk_acknowledges_nothing() {
+        let (answers, mut receivers) = batch_of_two();
+        let failure = ServiceError::Store(StoreError::CommitFailed("disk full".into()));
+        answer_when_durable(answers, Err(failure));
+        for receiver in &mut receivers {
+            match receiver.try_recv().unwrap() {
+                Err(ServiceError::Store(StoreError::CommitFailed(message))) => {
+                    assert_eq!(message, "disk full")
+                }
+                other => panic!("expected a failed commit, got {other:?}"),
+            }
         }
     }
 }

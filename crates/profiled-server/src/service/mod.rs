@@ -168,6 +168,16 @@ impl Service {
         Ok(())
     }
 
+    /// Waits for a commit made with [`ProfileTx::commit_early`] to reach the disk, then wakes
+    /// readers long-polling the change feed.
+    ///
+    /// [`ProfileTx::commit_early`]: profiled_store::ProfileTx::commit_early
+    async fn durable(&self, durable: profiled_store::Durable) -> Result<()> {
+        durable.await?;
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

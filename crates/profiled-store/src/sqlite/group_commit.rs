@@ -8,13 +8,18 @@
 //! last of them (at most [`MAX_GROUP`] writes in a group), then waits for it.
 //!
 //! The connection is driven on the thread of whoever holds it (`inline.rs`): a write's
-//! statements cost no hand-off. What may wait on the disk or on another process — a `BEGIN`
-//! that finds the file locked, the `COMMIT` and its fsync — runs on a blocking thread.
+//! statements cost no hand-off, and neither does the `COMMIT`, which at `synchronous =
+//! NORMAL` with checkpoints in the background (`checkpoint.rs`) only writes the group's pages
+//! to the log. What may wait on the disk or on another process — a `BEGIN` that finds the file
+//! locked, the fsync that makes a group durable (`durable.rs`) — runs on a blocking thread,
+//! after the connection is let go. A committing writer may also leave before its group is
+//! durable ([`Slot::commit_early`]) and hear of it later, so the next batch is applied while
+//! the last one syncs.
 //!
 //! Requests can be cancelled at any await (a client hangs up). So every step taken while
-//! holding the connection on the group's behalf — opening, releasing, committing — runs in a
-//! spawned task that cannot be cancelled; a cancelled request only ever abandons its own
-//! savepoint, which the next holder of the connection rolls back.
+//! holding the connection on the group's behalf — opening, releasing, committing — either runs
+//! before the next await or in a spawned task that cannot be cancelled; a cancelled request
+//! only ever abandons its own savepoint, which the next holder of the connection rolls back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,9 +28,11 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+use tokio::task::JoinHandle;
 
+use super::checkpoint::Checkpointer;
 use super::durable::WalSync;
-use crate::{Result, StoreError};
+use crate::{Durable, Result, StoreError};
 
 /// The most logical transactions one `COMMIT` carries.
 const MAX_GROUP: usize = 64;
@@ -43,6 +50,8 @@ pub(super) struct Writer {
     /// Set when commits are synced after the connection is let go (`durable.rs`); without it
     /// the connection's own `synchronous` setting decides.
     wal_sync: Option<Arc<WalSync>>,
+    /// Copies the log into the database after commits, beside the writer.
+    checkpointer: Checkpointer,
     /// An outer transaction is open.
     open: bool,
     /// Writers whose savepoint is released and who wait for the outer `COMMIT`.
@@ -92,15 +101,9 @@ impl Drop for Waiting {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let (state, counter) = (self.state.clone(), self.counter.clone());
-            runtime.spawn(async move { Writer::settle(state.lock_owned().await, &counter).await });
+            runtime.spawn(async move { Writer::settle(state.lock_owned().await, &counter) });
         }
     }
-}
-
-fn failed(message: String) -> StoreError {
-    StoreError::Backend(sqlx::Error::Protocol(format!(
-        "group commit failed: {message}"
-    )))
 }
 
 /// Runs a step that may block (a lock wait, an fsync) on a blocking thread, with the writer.
@@ -117,12 +120,18 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl GroupCommit {
-    pub fn new(conn: Connection, busy_timeout: Duration, wal_sync: Option<Arc<WalSync>>) -> Self {
+    pub fn new(
+        conn: Connection,
+        busy_timeout: Duration,
+        wal_sync: Option<Arc<WalSync>>,
+        checkpointer: Checkpointer,
+    ) -> Self {
         Self {
             state: Arc::new(Mutex::new(Writer {
                 conn,
                 busy_timeout,
                 wal_sync,
+                checkpointer,
                 open: false,
                 pending: Vec::new(),
                 abandoned: None,
@@ -188,7 +197,9 @@ impl GroupCommit {
     pub async fn close(&self) {
         let mut guard = self.state.clone().lock_owned().await;
         let _ = guard.recover();
-        Writer::commit_group(guard).await;
+        if let Some(synced) = Writer::commit_group(guard) {
+            let _ = synced.await;
+        }
     }
 }
 
@@ -219,50 +230,55 @@ impl Writer {
     }
 
     /// Commits the outer transaction and tells every pending writer how it went.
-    async fn commit_group(guard: OwnedMutexGuard<Writer>) {
-        Writer::finish_group(guard, "COMMIT".to_owned()).await;
+    fn commit_group(guard: OwnedMutexGuard<Writer>) -> Option<JoinHandle<()>> {
+        Writer::finish_group(guard, "COMMIT")
     }
 
-    /// Runs `sql` (ending in `COMMIT`) to close the outer transaction on a blocking thread (it
-    /// may sync to disk, or checkpoint), then tells every pending writer how it went. On any
-    /// failure the whole group is rolled back: none of it was acknowledged yet. With a
-    /// [`WalSync`], the connection is let go before the log is synced, so the next group runs
-    /// meanwhile; the writers hear only after the sync.
-    async fn finish_group(mut guard: OwnedMutexGuard<Writer>, sql: String) {
+    /// Closes the outer transaction with `sql` (ending in `COMMIT`) right here: at
+    /// `synchronous = NORMAL`, with checkpoints in the background (`checkpoint.rs`), that
+    /// only writes the group's pages to the log, not worth a hand-off to another thread. On
+    /// any failure the whole group is rolled back: none of it was acknowledged yet. The
+    /// connection is let go at once; the pending writers hear how it went after the log is
+    /// synced (with a [`WalSync`]: on a blocking thread, while the next group runs).
+    fn finish_group(mut guard: OwnedMutexGuard<Writer>, sql: &str) -> Option<JoinHandle<()>> {
         if !guard.open {
-            return;
+            return None;
         }
-        let finished = tokio::task::spawn_blocking(move || {
-            guard.open = false;
-            let wal_sync = guard.wal_sync.clone();
-            let number = wal_sync.as_ref().map(|sync| sync.starting());
-            let mut outcome = guard.conn.execute_batch(&sql).map_err(|e| e.to_string());
-            if outcome.is_err() {
-                // Whatever state the failed COMMIT left, start clean.
-                let _ = guard.conn.execute_batch("ROLLBACK");
-            }
-            let pending = std::mem::take(&mut guard.pending);
-            drop(guard);
-            if let (Some(sync), Some(number)) = (wal_sync, number) {
-                let synced = sync.sync(number);
-                if outcome.is_ok() {
-                    outcome = synced.map_err(|e| format!("syncing the write-ahead log: {e}"));
-                }
-            }
+        guard.open = false;
+        let wal_sync = guard.wal_sync.clone();
+        let number = wal_sync.as_ref().map(|sync| sync.starting());
+        let outcome = guard.conn.execute_batch(sql).map_err(|e| e.to_string());
+        if outcome.is_err() {
+            // Whatever state the failed COMMIT left, start clean.
+            let _ = guard.conn.execute_batch("ROLLBACK");
+        }
+        let pending = std::mem::take(&mut guard.pending);
+        guard.checkpointer.nudge();
+        drop(guard);
+        let tell = move |outcome: std::result::Result<(), String>| {
             for writer in pending {
                 let _ = writer.send(outcome.clone());
             }
-        });
-        // A panic would leave the writers to hear "the writer task stopped".
-        let _ = finished.await;
+        };
+        match (wal_sync, number) {
+            (Some(sync), Some(number)) => Some(tokio::task::spawn_blocking(move || {
+                // Synced even after a failed COMMIT, so that readers stop waiting for it.
+                let synced = sync.sync(number);
+                tell(outcome.and(synced.map_err(|e| format!("syncing the write-ahead log: {e}"))));
+            })),
+            _ => {
+                tell(outcome);
+                None
+            }
+        }
     }
 
     /// Called when a holder leaves: rolls back an abandoned savepoint, and commits the group if
     /// no other writer is coming for the connection.
-    async fn settle(mut guard: OwnedMutexGuard<Writer>, waiting: &AtomicUsize) {
+    fn settle(mut guard: OwnedMutexGuard<Writer>, waiting: &AtomicUsize) {
         let _ = guard.recover();
         if waiting.load(Ordering::SeqCst) == 0 || guard.pending.len() >= MAX_GROUP {
-            Writer::commit_group(guard).await;
+            Writer::commit_group(guard);
         }
     }
 }
@@ -277,30 +293,35 @@ impl Slot {
     }
 
     /// Releases the savepoint and waits until a `COMMIT` containing it is durable.
-    pub async fn commit(mut self) -> Result<()> {
+    pub async fn commit(self) -> Result<()> {
+        self.commit_early()?.await
+    }
+
+    /// Releases the savepoint and gives the connection up at once; what it returns resolves
+    /// once a `COMMIT` containing it is durable.
+    pub fn commit_early(mut self) -> Result<Durable> {
         let savepoint = self.savepoint.clone();
         let writer = self.guard.as_mut().expect("a live slot holds the writer");
         let (done, wait) = oneshot::channel();
         if self.waiting.load(Ordering::SeqCst) == 0 || writer.pending.len() + 1 >= MAX_GROUP {
-            // Nobody to wait for: release and commit in one round trip, in a task of its own so
-            // that a cancelled request cannot strand the group's other writers.
+            // Nobody to wait for: release and commit in one step, before any await, so that a
+            // cancelled request cannot strand the group's other writers.
             let mut guard = self.guard.take().expect("a live slot holds the writer");
             guard.pending.push(done);
-            tokio::spawn(Writer::finish_group(
-                guard,
-                format!("RELEASE {savepoint}; COMMIT"),
-            ));
+            Writer::finish_group(guard, &format!("RELEASE {savepoint}; COMMIT"));
         } else {
             writer.conn.execute_batch(&format!("RELEASE {savepoint}"))?;
             writer.pending.push(done);
             // Released: the slot gives the connection up without anything to roll back.
             drop(self.guard.take());
         }
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(failed(message)),
-            Err(_) => Err(failed("the writer task stopped".into())),
-        }
+        Ok(Box::pin(async move {
+            match wait.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(StoreError::CommitFailed(message)),
+                Err(_) => Err(StoreError::CommitFailed("the writer task stopped".into())),
+            }
+        }))
     }
 }
 
@@ -312,11 +333,9 @@ impl Drop for Slot {
             return;
         };
         guard.abandoned = Some(self.savepoint.clone());
-        let waiting = self.waiting.clone();
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move { Writer::settle(guard, &waiting).await });
-            }
+            // The group's commit syncs on a blocking thread of the runtime.
+            Ok(_) => Writer::settle(guard, &self.waiting),
             // No runtime (shutdown): the next holder of the connection rolls it back.
             Err(_) => drop(guard),
         }

@@ -57,9 +57,19 @@ impl Opener {
     pub fn writer(&self) -> Result<Connection> {
         let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
-            self.cache_kib
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};
+             PRAGMA wal_autocheckpoint = {};",
+            self.cache_kib,
+            super::checkpoint::AUTOCHECKPOINT_PAGES
         ))?;
+        Ok(conn)
+    }
+
+    /// The connection background checkpoints go through. At `synchronous = NORMAL` SQLite
+    /// syncs the log before a checkpoint and the database after it.
+    pub fn checkpointer(&self) -> Result<Connection> {
+        let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         Ok(conn)
     }
 

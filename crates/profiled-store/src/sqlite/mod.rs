@@ -10,6 +10,7 @@
 
 mod batch;
 mod changes;
+mod checkpoint;
 mod deletions;
 mod durable;
 mod events;
@@ -42,10 +43,10 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ApiKeyRecord, CompanyPage, CompanyRecord, ComputedRecord, DeletionReceipt, ImportRecord,
-    MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery, SegmentMember,
-    SegmentMove, SegmentRecord, SessionRecord, Store, StoreError, StoredEvent, StoredMerge,
-    VerificationRecord, Workspace,
+    ApiKeyRecord, CompanyPage, CompanyRecord, ComputedRecord, DeletionReceipt, Durable,
+    ImportRecord, MergeRecord, ProfileTx, PropertyIndex, Result, SearchPage, SearchQuery,
+    SegmentMember, SegmentMove, SegmentRecord, SessionRecord, Store, StoreError, StoredEvent,
+    StoredMerge, VerificationRecord, Workspace,
 };
 
 /// How hard SQLite syncs a commit to disk.
@@ -143,6 +144,12 @@ impl SqliteStore {
             .pragma(
                 "mmap_size",
                 (u64::from(settings.mmap_mib) << 20).to_string(),
+            )
+            // Checkpoints run in the background (`checkpoint.rs`); a commit checkpoints by
+            // itself only past this much log.
+            .pragma(
+                "wal_autocheckpoint",
+                checkpoint::AUTOCHECKPOINT_PAGES.to_string(),
             );
         // A negative cache size is in KiB.
         let writing = options.clone().pragma(
@@ -161,10 +168,13 @@ impl SqliteStore {
         let opener = inline::Opener::new(path, settings);
         let wal_sync = (settings.durability == Durability::Full)
             .then(|| std::sync::Arc::new(durable::WalSync::new(path)));
+        let checkpointer = checkpoint::Checkpointer::start(opener.checkpointer()?)
+            .map_err(|e| StoreError::Backend(sqlx::Error::Io(e)))?;
         let profile_writes = group_commit::GroupCommit::new(
             opener.writer()?,
             opener.busy_timeout(),
             wal_sync.clone(),
+            checkpointer,
         );
         let readers = inline::Readers::new(opener, settings.read_connections as usize);
         let reader = SqlitePoolOptions::new()
@@ -828,5 +838,9 @@ impl ProfileTx for SqliteTx {
 
     async fn commit(self: Box<Self>) -> Result<()> {
         self.slot.commit().await
+    }
+
+    async fn commit_early(self: Box<Self>) -> Result<Durable> {
+        self.slot.commit_early()
     }
 }
