@@ -9,7 +9,7 @@
 //! the copying and the database's fsync run beside the writer.
 //!
 //! A passive checkpoint never rewinds the log: SQLite starts it again from the beginning only
-//! when a write begins with every frame copied, which a steady stream of writes rarely leaves.
+//! when a write begins with every frame copied, which a steady stream of writes may never leave.
 //! So the writing connections keep an automatic checkpoint, at [`AUTOCHECKPOINT_PAGES`]: by
 //! then the background has copied nearly all of the log, the writer copies the rest (a short
 //! stall), and the next write rewinds the log. That also bounds the log if the background ever
@@ -57,9 +57,11 @@ impl Checkpointer {
 
 fn run(conn: &Connection, nudged: &Receiver<()>) {
     while nudged.recv().is_ok() {
+        let started = std::time::Instant::now();
         match checkpoint(conn) {
             Ok(Some((log, copied))) => {
-                tracing::trace!(log, copied, "checkpoint");
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                tracing::trace!(log, copied, ms, "checkpoint");
             }
             Ok(None) => tracing::trace!("another checkpoint is running"),
             // The writer's own automatic checkpoint still bounds the log.
