@@ -182,10 +182,9 @@ mod tests {
     use super::*;
     use profiled_core::{Profile, ProfileId};
 
-    fn batch_of_two() -> (
-        Vec<(Reply, Result<Written>)>,
-        Vec<oneshot::Receiver<Result<Written>>>,
-    ) {
+    type Answered = oneshot::Receiver<Result<Written>>;
+
+    fn batch_of_two() -> (Vec<(Reply, Result<Written>)>, Vec<Answered>) {
         let (answers, receivers) = (0..2)
             .map(|i| {
                 let (reply, receiver) = oneshot::channel();
