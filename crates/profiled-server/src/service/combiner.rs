@@ -79,8 +79,10 @@ impl Service {
             match self.upsert_batch_early(ws, &upserts[start..], true).await {
                 Ok((outcomes, durable)) => {
                     start += outcomes.len();
+                    // Exactly as many replies as outcomes: the next one may be a merge's.
                     let answers: Vec<(Reply, Result<Written>)> = replies
                         .by_ref()
+                        .take(outcomes.len())
                         .zip(outcomes.into_iter().map(written))
                         .collect();
                     let service = self.clone();
@@ -199,6 +201,58 @@ mod tests {
             })
             .unzip();
         (answers, receivers)
+    }
+
+    fn upsert(ws: WorkspaceId, identities: &[(&str, &str)], n: i64) -> (Job, Answered) {
+        let (reply, answered) = oneshot::channel();
+        let upsert = BatchUpsert {
+            identities: identities
+                .iter()
+                .map(|(kind, value)| profiled_core::Identity::new_unchecked(kind, value))
+                .collect(),
+            change: super::super::Change::MergePatch(serde_json::json!({ "n": n })),
+            ctx: Arc::new(super::super::WriteContext {
+                actor: "test".into(),
+                origin: None,
+            }),
+            create: true,
+        };
+        (Job { ws, upsert, reply }, answered)
+    }
+
+    #[tokio::test]
+    async fn an_upsert_that_merges_inside_a_batch_is_answered_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = profiled_store::sqlite::SqliteStore::open_dir(dir.path(), &Default::default())
+            .await
+            .unwrap();
+        let service = Arc::new(Service::new(Arc::new(store), Default::default()));
+        let (workspace, _) = service.create_workspace("w").await.unwrap();
+        let ws = workspace.id;
+        // Two profiles, one known by user id, the other by email.
+        let (first, _) = upsert(ws, &[("user_id", "a")], 0);
+        let (second, _) = upsert(ws, &[("email", "b@example.com")], 0);
+        service.apply_jobs(ws, vec![first, second]).await;
+
+        // The middle upsert names both, so the batch stops before it and it merges alone.
+        let (jobs, answers): (Vec<Job>, Vec<Answered>) = [
+            upsert(ws, &[("user_id", "c")], 1),
+            upsert(ws, &[("user_id", "a"), ("email", "b@example.com")], 2),
+            upsert(ws, &[("user_id", "d")], 3),
+        ]
+        .into_iter()
+        .unzip();
+        service.apply_jobs(ws, jobs).await;
+        let mut answered = Vec::new();
+        for answer in answers {
+            let written = answer.await.expect("answered").expect("applied");
+            answered.push((
+                written.profile.properties["n"].clone(),
+                written.profile.identities.len(),
+            ));
+        }
+        use serde_json::json;
+        assert_eq!(answered, [(json!(1), 1), (json!(2), 2), (json!(3), 1)]);
     }
 
     #[test]
