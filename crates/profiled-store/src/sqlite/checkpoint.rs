@@ -22,8 +22,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 /// Pages of log after which a committing connection checkpoints by itself (SQLite's default
-/// is 1,000; at 4 KiB a page, this lets the log reach 32 MiB).
-pub(super) const AUTOCHECKPOINT_PAGES: u32 = 8192;
+/// is 1,000; at 4 KiB a page, this lets the log reach 128 MiB). Measured under upserts: at
+/// 8,192 pages the writer still reached the mark often, and the p90 latency was twice that
+/// at 32,768.
+pub(super) const AUTOCHECKPOINT_PAGES: u32 = 32768;
 
 /// The least time between two background checkpoints. Each costs two fsyncs, and a page
 /// written many times meanwhile is copied once.
