@@ -160,12 +160,11 @@ impl Service {
         &self.limits
     }
 
-    /// Commits a write transaction, then wakes readers long-polling the change feed. Every
-    /// use-case that writes ends here.
+    /// Commits a write transaction and waits until it is durable, then wakes readers
+    /// long-polling the change feed. Every use-case that writes ends here or in
+    /// [`Service::durable`].
     async fn commit(&self, tx: Box<dyn profiled_store::ProfileTx>) -> Result<()> {
-        tx.commit().await?;
-        self.changed.notify_waiters();
-        Ok(())
+        self.durable(tx.commit_early().await?).await
     }
 
     /// Waits for a commit made with [`ProfileTx::commit_early`] to reach the disk, then wakes
