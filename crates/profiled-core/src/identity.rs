@@ -100,9 +100,14 @@ impl Identity {
     }
 
     pub fn new_unchecked(kind: &str, value: &str) -> Self {
+        Self::stored(kind.to_owned(), value.to_owned())
+    }
+
+    /// An identity as the store keeps it (checked when it was written).
+    pub fn stored(kind: String, value: String) -> Self {
         Self {
-            kind: IdentityKind(kind.to_owned()),
-            value: value.to_owned(),
+            kind: IdentityKind(kind),
+            value,
         }
     }
 }

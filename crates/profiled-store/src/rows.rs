@@ -87,8 +87,8 @@ fn identities(pairs: &str) -> Result<Vec<Identity>> {
         serde_json::from_str(pairs).map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
     pairs.sort();
     Ok(pairs
-        .iter()
-        .map(|(k, v)| Identity::new_unchecked(k, v))
+        .into_iter()
+        .map(|(k, v)| Identity::stored(k, v))
         .collect())
 }
 

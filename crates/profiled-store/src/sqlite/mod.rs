@@ -349,7 +349,9 @@ impl Store for SqliteStore {
         let read = {
             let query = query.clone();
             self.readers
-                .scan(move |conn| search::search(conn, ws, &query, ProfileColumns::decode))
+                .bounded_or_scan(move |conn| {
+                    search::search(conn, ws, &query, ProfileColumns::decode)
+                })
                 .await
         };
         self.settled(read).await
@@ -364,7 +366,9 @@ impl Store for SqliteStore {
         let read = {
             let query = query.clone();
             self.readers
-                .scan(move |conn| search::search(conn, ws, &query, ProfileColumns::decode_raw))
+                .bounded_or_scan(move |conn| {
+                    search::search(conn, ws, &query, ProfileColumns::decode_raw)
+                })
                 .await
         };
         self.settled(read).await
