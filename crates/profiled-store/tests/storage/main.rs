@@ -414,6 +414,42 @@ async fn insert_numbered(store: &Arc<dyn Store>, ws: WorkspaceId, count: usize) 
     tx.commit().await.unwrap();
 }
 
+/// A short page whose matches lie far apart (no index, few matches among many rows): on
+/// SQLite it runs past the budget of work done on the calling thread and is read again on a
+/// blocking thread, with the same answer.
+#[tokio::test]
+async fn a_short_page_of_scattered_matches_finds_them_all() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..3000 {
+            let mut p = profile(&format!("p{i:04}"), &[]);
+            p.properties.insert("rank".into(), json!(i));
+            tx.insert_profile(ws, &p).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let query = |filter: &str| SearchQuery {
+            filter: Filter::parse(filter).unwrap(),
+            now: now(),
+            sort: vec![],
+            after: None,
+            limit: 20,
+        };
+        let page = store
+            .search_raw(ws, &query("properties.rank >= 2990 or properties.rank = 7"))
+            .await
+            .unwrap();
+        let ids: Vec<String> = page.profiles.into_iter().map(|p| p.id.0).collect();
+        let expected: Vec<String> = std::iter::once(7)
+            .chain(2990..3000)
+            .map(|i| format!("p{i:04}"))
+            .collect();
+        assert_eq!(ids, expected);
+        assert!(page.next.is_none());
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn keyset_pages_cover_every_match_once_in_sort_order() {
     on_every_backend(|store| async move {
