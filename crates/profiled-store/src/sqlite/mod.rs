@@ -200,7 +200,6 @@ impl SqliteStore {
         &self.path
     }
 
-    /// A read's answer, once every profile write it may have seen is on disk (`durable.rs`).
     /// A page of a search, each row decoded by `decode`. Pages of up to [`SHORT_PAGE`] rows
     /// are tried on the calling thread first ([`inline::Readers::bounded_or_scan`]).
     async fn search_with<P: Send + 'static>(
@@ -220,6 +219,7 @@ impl SqliteStore {
         self.settled(page).await
     }
 
+    /// A read's answer, once every profile write it may have seen is on disk (`durable.rs`).
     async fn settled<T>(&self, read: Result<T>) -> Result<T> {
         if let Some(sync) = &self.wal_sync {
             sync.settled().await;
