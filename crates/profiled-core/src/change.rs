@@ -198,7 +198,7 @@ fn diff_maps(
         match after.get(key) {
             Some(new) if new == old => {}
             new => out.push(KeyChange {
-                key: format!("{prefix}.{key}"),
+                key: dotted(prefix, key),
                 before: Some(old.clone()),
                 after: new.cloned(),
             }),
@@ -207,12 +207,21 @@ fn diff_maps(
     for (key, new) in after {
         if !before.contains_key(key) {
             out.push(KeyChange {
-                key: format!("{prefix}.{key}"),
+                key: dotted(prefix, key),
                 before: None,
                 after: Some(new.clone()),
             });
         }
     }
+}
+
+/// `prefix.key`, without the formatting machinery (a bulk import builds one per property).
+fn dotted(prefix: &str, key: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1 + key.len());
+    out.push_str(prefix);
+    out.push('.');
+    out.push_str(key);
+    out
 }
 
 #[cfg(test)]
