@@ -236,6 +236,30 @@ mod tests {
         );
     }
 
+    /// The map setting reaches readers and the writer alike, and is off by default: every
+    /// connection maps the file on its own, and resident memory counts each mapping
+    /// (docs/benchmarks.md, session 10).
+    #[test]
+    fn connections_map_the_file_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (i INTEGER);")
+            .unwrap();
+        let mapped = |settings: &SqliteSettings| -> [i64; 2] {
+            let opener = Opener::new(&path, settings);
+            [opener.reader().unwrap(), opener.writer().unwrap()]
+                .map(|c| c.query_row("PRAGMA mmap_size", [], |r| r.get(0)).unwrap())
+        };
+        assert_eq!(mapped(&SqliteSettings::default()), [0, 0]);
+        let asked = SqliteSettings {
+            mmap_mib: 64,
+            ..SqliteSettings::default()
+        };
+        assert_eq!(mapped(&asked), [64 << 20; 2]);
+    }
+
     fn numbers(path: &Path) -> Arc<Readers> {
         Connection::open(path)
             .unwrap()
