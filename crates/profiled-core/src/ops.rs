@@ -197,11 +197,16 @@ pub fn merge_patch(
     properties: &Map<String, Value>,
     patch: &Value,
 ) -> Result<Map<String, Value>, DomainError> {
-    if !patch.is_object() {
+    let Value::Object(members) = patch else {
         return Err(DomainError::invalid(
             "",
             "a merge patch of properties must be a JSON object",
         ));
+    };
+    if properties.is_empty() {
+        // Every new profile of an import lands here: copying the patch once is cheaper than
+        // merging it member by member into nothing.
+        return Ok(without_nulls(members));
     }
     let mut doc = Value::Object(properties.clone());
     json_patch::merge(&mut doc, patch);
@@ -209,6 +214,22 @@ pub fn merge_patch(
         Value::Object(map) => Ok(map),
         _ => unreachable!("merging an object patch into an object yields an object"),
     }
+}
+
+/// A merge patch applied to an empty object (RFC 7396): its members, less those that are
+/// null, at every level of nested objects (nulls inside arrays stay: arrays are values).
+fn without_nulls(members: &Map<String, Value>) -> Map<String, Value> {
+    members
+        .iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(key, value)| {
+            let value = match value {
+                Value::Object(inner) => Value::Object(without_nulls(inner)),
+                other => other.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect()
 }
 
 /// The value at `path`, creating missing intermediate objects; the slot is `Null` when the
@@ -482,6 +503,13 @@ mod tests {
             let once = merge_patch(&doc, &Value::Object(patch.clone())).unwrap();
             let twice = merge_patch(&once, &Value::Object(patch)).unwrap();
             prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn merge_patch_onto_nothing_is_rfc_7396(patch in json_object()) {
+            let mut expected = json!({});
+            json_patch::merge(&mut expected, &Value::Object(patch.clone()));
+            prop_assert_eq!(Value::Object(merge_patch(&Map::new(), &Value::Object(patch)).unwrap()), expected);
         }
 
         #[test]
