@@ -10,16 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LABEL=$1 BINARY=$2
 SOURCE=${SOURCE:-/tmp/bd} COPY=${SOURCE}-ab KEY=$(cat "${KEY_FILE:-/tmp/bd.key}")
-stop() {
-  pkill -f "serve --data-dir $COPY" || true
-  for _ in $(seq 100); do pgrep -f "serve --data-dir $COPY" >/dev/null || break; sleep 0.1; done
-  pkill -9 -f "serve --data-dir $COPY" || true
-}
-stop
-rm -rf "$COPY"; cp -r "$SOURCE" "$COPY"; sync
-"$BINARY" serve --data-dir "$COPY" --listen 127.0.0.1:8080 --log-level warn 2> target/ab-server.log &
-trap stop EXIT
-for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
+. bench/serve-copy.sh
+serve_copy "$BINARY" "$SOURCE" "$COPY" target/ab-server.log
+trap 'stop_copy "$COPY"' EXIT
 if [ "${TOOL:-harness}" = wrk ]; then
   line=$LABEL
   for s in ${SCRIPTS:-upsert merge}; do

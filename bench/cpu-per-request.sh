@@ -11,15 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LABEL=$1 BINARY=$2 SCRIPT=$3
 SOURCE=${SOURCE:-/tmp/bd} COPY=${SOURCE}-cpu KEY=$(cat "${KEY_FILE:-/tmp/bd.key}")
-stop() { pkill -f "serve --data-dir $COPY" || true; sleep 0.3; }
-stop
-rm -rf "$COPY"; cp -r "$SOURCE" "$COPY"
-"$BINARY" serve --data-dir "$COPY" --listen 127.0.0.1:8080 --log-level warn 2> target/cpu-server.log &
-PID=$!
-trap stop EXIT
-for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
+. bench/serve-copy.sh
+serve_copy "$BINARY" "$SOURCE" "$COPY" target/cpu-server.log
+trap 'stop_copy "$COPY"' EXIT
 KEY=$KEY wrk -t1 -c32 -d2s -s "bench/$SCRIPT.lua" http://127.0.0.1:8080 >/dev/null
-ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 before=$(ticks)
 out=$(KEY=$KEY wrk -t1 -c32 -d"${D:-6}"s -s "bench/$SCRIPT.lua" http://127.0.0.1:8080)
 after=$(ticks)
