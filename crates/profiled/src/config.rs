@@ -310,6 +310,7 @@ impl PostgresConfig {
                 SslMode::VerifyFull => PgSslMode::VerifyFull,
             }),
             ssl_root_cert: self.ssl_root_cert.clone(),
+            ..PostgresSettings::new(url)
         }
     }
 }

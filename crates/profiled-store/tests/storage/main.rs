@@ -25,11 +25,18 @@ struct PostgresSchema {
 
 impl PostgresSchema {
     async fn open() -> Option<(Self, PostgresStore)> {
+        Self::open_with(|_| {}).await
+    }
+
+    async fn open_with(
+        adjust: impl FnOnce(&mut PostgresSettings),
+    ) -> Option<(Self, PostgresStore)> {
         let url = std::env::var("PROFILED_TEST_POSTGRES_URL").ok()?;
         let schema = format!("profiled_test_{}", uuid_like());
         let mut settings = PostgresSettings::new(url.clone());
         settings.schema = Some(schema.clone());
         settings.max_connections = 8;
+        adjust(&mut settings);
         let store = PostgresStore::open(&settings)
             .await
             .expect("PostgreSQL opens");
@@ -179,6 +186,42 @@ async fn same_profile_in_two_workspaces(store: &Arc<dyn Store>) -> (WorkspaceId,
 
 async fn workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceId {
     store.create_workspace(name, now()).await.unwrap().id
+}
+
+/// A pooled connection is handed out untested while it was used a moment ago, but one idle
+/// for longer is tested first: the database may have closed it meanwhile (a restart, an idle
+/// timeout), and then a fresh one takes its place instead of the request failing.
+#[tokio::test]
+async fn postgres_connections_idle_a_while_are_tested_before_use() {
+    let Some((schema, store)) = PostgresSchema::open_with(|settings| {
+        settings.max_connections = 1;
+        settings.idle_before_test = std::time::Duration::from_millis(200);
+    })
+    .await
+    else {
+        return;
+    };
+    let backend = || async {
+        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+    };
+    let first = backend().await.unwrap();
+    let admin = sqlx::PgPool::connect(&schema.url).await.unwrap();
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    admin.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = backend()
+        .await
+        .expect("the closed connection is found out and replaced");
+    assert_ne!(first, second);
+    store.pool().close().await;
+    schema.drop().await;
 }
 
 #[tokio::test]
