@@ -297,7 +297,6 @@ pub enum SslMode {
 impl PostgresConfig {
     pub fn settings(&self, url: &str) -> PostgresSettings {
         PostgresSettings {
-            url: url.to_owned(),
             max_connections: self.max_connections,
             statement_timeout: (self.statement_timeout_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.statement_timeout_ms)),
