@@ -38,7 +38,14 @@ pub(super) fn insert_identities(
     now: Timestamp,
 ) -> Result<()> {
     for (id, identity) in identities {
-        super::profiles::insert_identity(conn, ws, id, identity, now)?;
+        super::profiles::insert_identity_row(conn, ws, id, identity, now)?;
+    }
+    // Each profile's row is relisted once, however many identities it gained.
+    let mut gained: Vec<&ProfileId> = identities.iter().map(|(id, _)| id).collect();
+    gained.sort();
+    gained.dedup();
+    for id in gained {
+        super::profiles::relist_identities(conn, ws, id)?;
     }
     Ok(())
 }

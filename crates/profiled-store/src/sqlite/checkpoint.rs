@@ -117,7 +117,18 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        let (log, copied) = checkpoint(&writer).unwrap().unwrap();
+        // The background checkpoint may still hold the checkpoint lock (busy) for a moment
+        // after the file has grown: ask again until it answers.
+        let (log, copied) = loop {
+            if let Some(done) = checkpoint(&writer).unwrap() {
+                break done;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the checkpoint stayed busy"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
         assert!(
             log > 0 && copied == log,
             "every page is copied: {copied} of {log}"

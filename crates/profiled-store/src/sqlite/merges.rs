@@ -43,7 +43,7 @@ pub(super) fn record(conn: &Connection, ws: WorkspaceId, merge: &MergeRecord<'_>
         )?
         .execute(params![ws.0, other.id.0, merge.survivor.0, merge.id])?;
     }
-    Ok(())
+    super::profiles::relist_identities(conn, ws, merge.survivor)
 }
 
 /// The live profile an absorbed id leads to, following merges of merges.
@@ -167,6 +167,10 @@ pub(super) fn move_identity(
     let moved = conn
         .prepare_cached("UPDATE identities SET profile_id = ? WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?")?
         .execute(params![to.0, ws.0, identity.kind.as_str(), identity.value, from.0])?;
+    if moved > 0 {
+        super::profiles::relist_identities(conn, ws, from)?;
+        super::profiles::relist_identities(conn, ws, to)?;
+    }
     Ok(moved > 0)
 }
 

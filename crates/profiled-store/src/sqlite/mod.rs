@@ -273,6 +273,11 @@ fn migrator() -> Migrator {
             "workspace settings and sessions",
             include_str!("migrations/0010_workspace_settings.sql"),
         ),
+        migration(
+            11,
+            "identities in the profile row",
+            include_str!("migrations/0011_profile_identities.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator

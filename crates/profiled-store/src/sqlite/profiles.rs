@@ -82,11 +82,13 @@ pub(super) fn load_by_identities(
     Ok(profiles)
 }
 
+/// Inserts a new profile with its identities (its row lists them as well).
 pub(super) fn insert(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> Result<()> {
     let [properties, computed, set_once, location, device, activity] = documents(profile);
     conn.prepare_cached(
         "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, company_id, \
-         properties, computed, set_once, location, device, activity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         properties, computed, set_once, location, device, activity, identities) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         ws.0,
@@ -101,10 +103,32 @@ pub(super) fn insert(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> R
         location,
         device,
         activity,
+        identities_json(&profile.identities),
     ])?;
     for identity in &profile.identities {
-        insert_identity(conn, ws, &profile.id, identity, profile.created_at)?;
+        insert_identity_row(conn, ws, &profile.id, identity, profile.created_at)?;
     }
+    Ok(())
+}
+
+/// Identities as a profile row lists them: `[kind, value]` pairs.
+fn identities_json(identities: &[Identity]) -> String {
+    let pairs: Vec<[&str; 2]> = identities
+        .iter()
+        .map(|i| [i.kind.as_str(), i.value.as_str()])
+        .collect();
+    serde_json::to_string(&pairs).expect("strings serialise")
+}
+
+/// Writes the identities a profile carries into its row again, from the identities table:
+/// every change of a profile's identities other than its insert ends with this.
+pub(super) fn relist_identities(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE profiles SET identities = (SELECT json_group_array(json_array(i.kind, i.value)) \
+         FROM identities AS i WHERE i.workspace_id = ?1 AND i.profile_id = ?2) \
+         WHERE workspace_id = ?1 AND id = ?2",
+    )?
+    .execute(params![ws.0, id.0])?;
     Ok(())
 }
 
@@ -131,7 +155,20 @@ pub(super) fn update(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> R
     Ok(())
 }
 
+/// Attaches an identity to an existing profile.
 pub(super) fn insert_identity(
+    conn: &Connection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    identity: &Identity,
+    now: Timestamp,
+) -> Result<()> {
+    insert_identity_row(conn, ws, id, identity, now)?;
+    relist_identities(conn, ws, id)
+}
+
+/// The identity's row alone: its profile's row must be relisted (or be new).
+pub(super) fn insert_identity_row(
     conn: &Connection,
     ws: WorkspaceId,
     id: &ProfileId,
@@ -163,6 +200,9 @@ pub(super) fn delete_identity(
             "DELETE FROM identities WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?",
         )?
         .execute(params![ws.0, identity.kind.as_str(), identity.value, id.0])?;
+    if deleted > 0 {
+        relist_identities(conn, ws, id)?;
+    }
     Ok(deleted > 0)
 }
 
@@ -173,4 +213,71 @@ pub(super) fn delete(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Resu
         .prepare_cached("DELETE FROM profiles WHERE workspace_id = ? AND id = ?")?
         .execute(params![ws.0, id.0])?;
     Ok(deleted > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database from before the identities moved into the profile row gets them listed
+    /// there by the migration: every profile its own, and `[]` for a profile without any.
+    #[test]
+    fn the_migration_lists_each_profiles_identities_in_its_row() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in [
+            include_str!("migrations/0001_init.sql"),
+            include_str!("migrations/0002_property_indexes.sql"),
+            include_str!("migrations/0003_changes.sql"),
+            include_str!("migrations/0004_merges.sql"),
+            include_str!("migrations/0005_set_once.sql"),
+            include_str!("migrations/0006_deletions.sql"),
+            include_str!("migrations/0007_imports.sql"),
+            include_str!("migrations/0008_events.sql"),
+            include_str!("migrations/0009_segments_companies.sql"),
+            include_str!("migrations/0010_workspace_settings.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0);
+             INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version)
+             VALUES (1, 'p1', '{}', '{}', 0, 0, 1), (1, 'p2', '{}', '{}', 0, 0, 1), (2, 'p1', '{}', '{}', 0, 0, 1);
+             INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)
+             VALUES (1, 'user_id', 'u1', 'p1', 0), (1, 'email', 'a@x.io', 'p1', 0), (2, 'user_id', 'u9', 'p1', 0);",
+        )
+        .unwrap();
+        conn.execute_batch(include_str!("migrations/0011_profile_identities.sql"))
+            .unwrap();
+        let listed = |ws: i64, id: &str| -> Vec<(String, String)> {
+            let text: String = conn
+                .query_row(
+                    "SELECT identities FROM profiles WHERE workspace_id = ? AND id = ?",
+                    params![ws, id],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            let mut pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap();
+            pairs.sort();
+            pairs
+        };
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            listed(1, "p1"),
+            [pair("email", "a@x.io"), pair("user_id", "u1")]
+        );
+        assert_eq!(listed(1, "p2"), []);
+        assert_eq!(listed(2, "p1"), [pair("user_id", "u9")]);
+    }
+
+    #[test]
+    fn identities_are_listed_as_kind_value_pairs() {
+        let identities = [
+            Identity::new_unchecked("user_id", "u\"1"),
+            Identity::new_unchecked("email", "a@x.io"),
+        ];
+        assert_eq!(
+            identities_json(&identities),
+            r#"[["user_id","u\"1"],["email","a@x.io"]]"#
+        );
+    }
 }

@@ -13,10 +13,8 @@ use crate::rows::ProfileColumns;
 use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue};
 use crate::{Result, StoreError};
 
-/// The identities of profile `p`, as a JSON array of `[kind, value]`. (No ORDER BY here: it
-/// makes SQLite abandon the covering index; decoding sorts instead.)
-const IDENTITIES: &str = "(SELECT json_group_array(json_array(kind, value)) FROM identities AS i \
-     WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id)";
+/// The segments profile `p` is a member of, as a JSON array of keys. (Its identities are a
+/// column of its own row: `0011_profile_identities.sql`.)
 const SEGMENTS: &str = "(SELECT json_group_array(s.segment_key) FROM segment_members AS s \
      WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id)";
 
@@ -24,7 +22,7 @@ const SEGMENTS: &str = "(SELECT json_group_array(s.segment_key) FROM segment_mem
 pub(super) fn profile_columns() -> String {
     format!(
         "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, \
-         p.location, p.device, p.activity, p.company_id, {IDENTITIES} AS identities, \
+         p.location, p.device, p.activity, p.company_id, p.identities, \
          {SEGMENTS} AS segments"
     )
 }

@@ -442,6 +442,154 @@ async fn identities_detach_from_their_own_profile_only() {
     .await;
 }
 
+/// Every way a profile's identities change shows in every way it is read: by id (decoded
+/// and raw), by identity, and in a search page. (SQLite keeps them in the profile's row as
+/// well as in the identities table; the two must not drift apart.)
+#[tokio::test]
+async fn a_profile_reads_back_the_identities_it_carries_after_each_change() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        let (p1, p2) = (ProfileId("p1".into()), ProfileId("p2".into()));
+        let id = |kind: &str, value: &str| Identity::new_unchecked(kind, value);
+        let expect = |pairs: &[(&str, &str)]| {
+            let mut identities: Vec<Identity> = pairs.iter().map(|(k, v)| id(k, v)).collect();
+            identities.sort();
+            identities
+        };
+        let check = |label: &'static str, profile: ProfileId, pairs: Vec<Identity>| {
+            let store = store.clone();
+            async move {
+                let decoded = store.profile(ws, &profile).await.unwrap().unwrap();
+                assert_eq!(decoded.identities, pairs, "{label}: by id");
+                let raw = store.profile_raw(ws, &profile).await.unwrap().unwrap();
+                assert_eq!(raw.identities, pairs, "{label}: raw by id");
+                for identity in &pairs {
+                    let owner = store.profile_by_identity_raw(ws, identity).await.unwrap();
+                    assert_eq!(
+                        owner.map(|o| (o.id, o.identities)),
+                        Some((profile.clone(), pairs.clone())),
+                        "{label}: by {identity:?}"
+                    );
+                }
+                let query = SearchQuery {
+                    filter: Filter::all(),
+                    now: now(),
+                    sort: vec![],
+                    after: None,
+                    limit: 20,
+                };
+                let page = store.search_raw(ws, &query).await.unwrap();
+                let found = page.profiles.iter().find(|p| p.id == profile).unwrap();
+                assert_eq!(found.identities, pairs, "{label}: in a search");
+            }
+        };
+
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_profile(ws, &profile("p1", &[("user_id", "u1")]))
+            .await
+            .unwrap();
+        tx.insert_profile(
+            ws,
+            &profile("p2", &[("user_id", "u2"), ("email", "e2@x.io")]),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        check("inserted", p1.clone(), expect(&[("user_id", "u1")])).await;
+        check(
+            "inserted",
+            p2.clone(),
+            expect(&[("user_id", "u2"), ("email", "e2@x.io")]),
+        )
+        .await;
+
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_identity(ws, &p1, &id("email", "e1@x.io"), now())
+            .await
+            .unwrap();
+        let attach = [
+            (p1.clone(), id("anonymous_id", "a1")),
+            (p2.clone(), id("anonymous_id", "a2")),
+            (p2.clone(), id("anonymous_id", "a3")),
+        ];
+        tx.insert_identities(ws, &attach, now()).await.unwrap();
+        assert!(
+            tx.delete_identity(ws, &p2, &id("anonymous_id", "a3"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            tx.move_identity(ws, &id("anonymous_id", "a2"), &p2, &p1)
+                .await
+                .unwrap()
+        );
+        // Read inside the transaction too: a merge decides from what it reads there.
+        let inside = tx.profile(ws, &p1).await.unwrap().unwrap();
+        assert_eq!(
+            inside.identities,
+            expect(&[
+                ("user_id", "u1"),
+                ("email", "e1@x.io"),
+                ("anonymous_id", "a1"),
+                ("anonymous_id", "a2")
+            ])
+        );
+        tx.commit().await.unwrap();
+        check(
+            "attached, detached, moved",
+            p1.clone(),
+            expect(&[
+                ("user_id", "u1"),
+                ("email", "e1@x.io"),
+                ("anonymous_id", "a1"),
+                ("anonymous_id", "a2"),
+            ]),
+        )
+        .await;
+        check(
+            "attached, detached, moved",
+            p2.clone(),
+            expect(&[("user_id", "u2"), ("email", "e2@x.io")]),
+        )
+        .await;
+
+        // A merge hands the absorbed profile's identities to the survivor.
+        let mut tx = store.begin().await.unwrap();
+        let absorbed = tx.profile(ws, &p2).await.unwrap().unwrap();
+        let survivor = tx.profile(ws, &p1).await.unwrap().unwrap();
+        tx.record_merge(
+            ws,
+            &profiled_store::MergeRecord {
+                id: "m1",
+                survivor: &p1,
+                survivor_before: &survivor,
+                absorbed: std::slice::from_ref(&absorbed),
+                sources: Default::default(),
+                at: now(),
+                actor: "test",
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        check(
+            "merged",
+            p1.clone(),
+            expect(&[
+                ("user_id", "u1"),
+                ("email", "e1@x.io"),
+                ("anonymous_id", "a1"),
+                ("anonymous_id", "a2"),
+                ("user_id", "u2"),
+                ("email", "e2@x.io"),
+            ]),
+        )
+        .await;
+        assert!(store.profile(ws, &p2).await.unwrap().is_none());
+    })
+    .await;
+}
+
 async fn insert_numbered(store: &Arc<dyn Store>, ws: WorkspaceId, count: usize) {
     let mut tx = store.begin().await.unwrap();
     for i in 0..count {
