@@ -124,6 +124,15 @@ impl serde::Serialize for Verbatim<'_> {
     }
 }
 
+/// Identities as a profile row lists them: `[kind, value]` pairs.
+pub(crate) fn identities_json(identities: &[Identity]) -> String {
+    let pairs: Vec<[&str; 2]> = identities
+        .iter()
+        .map(|i| [i.kind.as_str(), i.value.as_str()])
+        .collect();
+    serde_json::to_string(&pairs).expect("strings serialise")
+}
+
 /// A profile's JSON documents as written: properties, computed, set_once, location, device
 /// and activity.
 pub(crate) fn documents(profile: &Profile) -> [String; 6] {

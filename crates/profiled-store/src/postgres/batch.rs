@@ -7,14 +7,14 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::Result;
-use crate::rows::documents;
 use crate::rows::micros;
+use crate::rows::{documents, identities_json};
 
 /// Rows per statement: PostgreSQL binds at most 65,535 values.
 const ROWS: usize = 1000;
 
 const PROFILE_COLUMNS: &str = "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, \
-     company_id, properties, computed, set_once, location, device, activity) ";
+     company_id, properties, computed, set_once, location, device, activity, identities) ";
 
 fn profile_values(builder: &mut QueryBuilder<Postgres>, ws: WorkspaceId, profiles: &[Profile]) {
     builder.push_values(profiles, |mut row, p| {
@@ -27,6 +27,8 @@ fn profile_values(builder: &mut QueryBuilder<Postgres>, ws: WorkspaceId, profile
         for document in documents(p) {
             row.push_bind(document).push_unseparated("::jsonb");
         }
+        // Written for new rows only: an update's conflict clause leaves the list as it is.
+        row.push_bind(identities_json(&p.identities));
     });
 }
 
@@ -46,7 +48,7 @@ pub(super) async fn insert_profiles(
         .collect();
     let now = profiles.first().map(|p| p.created_at);
     if let Some(now) = now {
-        insert_identities(conn, ws, &identities, now).await?;
+        insert_identity_rows(conn, ws, &identities, now).await?;
     }
     Ok(())
 }
@@ -72,7 +74,25 @@ pub(super) async fn update_profiles(
     Ok(())
 }
 
+/// Attaches identities to existing profiles, and lists them in those profiles' rows.
 pub(super) async fn insert_identities(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    identities: &[(ProfileId, Identity)],
+    now: Timestamp,
+) -> Result<()> {
+    insert_identity_rows(conn, ws, identities, now).await?;
+    let mut gained: Vec<&str> = identities.iter().map(|(id, _)| id.0.as_str()).collect();
+    gained.sort_unstable();
+    gained.dedup();
+    for chunk in gained.chunks(ROWS) {
+        super::profiles::relist_identities(conn, ws, chunk).await?;
+    }
+    Ok(())
+}
+
+/// The identity rows alone (of new profiles, whose rows list them already).
+async fn insert_identity_rows(
     conn: &mut PgConnection,
     ws: WorkspaceId,
     identities: &[(ProfileId, Identity)],

@@ -57,7 +57,7 @@ pub(super) async fn record(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    super::profiles::relist_identities(conn, ws, &[&merge.survivor.0]).await
 }
 
 /// The live profile an absorbed id leads to, following merges of merges.
@@ -186,6 +186,9 @@ pub(super) async fn move_identity(
         .bind(&from.0)
         .execute(&mut *conn)
         .await?;
+    if moved.rows_affected() > 0 {
+        super::profiles::relist_identities(conn, ws, &[&from.0, &to.0]).await?;
+    }
     Ok(moved.rows_affected() > 0)
 }
 

@@ -209,6 +209,11 @@ fn migrator() -> Migrator {
             "workspace settings and sessions",
             include_str!("migrations/0006_workspace_settings.sql"),
         ),
+        migration(
+            7,
+            "identities in the profile row",
+            include_str!("migrations/0007_profile_identities.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator

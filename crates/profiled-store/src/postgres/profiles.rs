@@ -6,7 +6,7 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use super::search::{PROFILE_COLUMNS, profile_row};
-use crate::rows::{documents, micros};
+use crate::rows::{documents, identities_json, micros};
 use crate::{Result, StoreError};
 
 pub(super) async fn load(
@@ -99,6 +99,7 @@ pub(super) async fn load_by_identities_for_update(
     .collect()
 }
 
+/// Inserts a new profile with its identities (its row lists them as well).
 pub(super) async fn insert(
     conn: &mut PgConnection,
     ws: WorkspaceId,
@@ -107,8 +108,8 @@ pub(super) async fn insert(
     let [properties, computed, set_once, location, device, activity] = documents(profile);
     sqlx::query(
         "INSERT INTO profiles (workspace_id, id, created_at, updated_at, version, company_id, \
-         properties, computed, set_once, location, device, activity) VALUES ($1, $2, $3, $4, $5, $6, \
-         CAST($7 AS jsonb), CAST($8 AS jsonb), CAST($9 AS jsonb), CAST($10 AS jsonb), CAST($11 AS jsonb), CAST($12 AS jsonb))",
+         properties, computed, set_once, location, device, activity, identities) VALUES ($1, $2, $3, $4, $5, $6, \
+         CAST($7 AS jsonb), CAST($8 AS jsonb), CAST($9 AS jsonb), CAST($10 AS jsonb), CAST($11 AS jsonb), CAST($12 AS jsonb), $13)",
     )
     .bind(ws.0)
     .bind(&profile.id.0)
@@ -122,11 +123,31 @@ pub(super) async fn insert(
     .bind(location)
     .bind(device)
     .bind(activity)
+    .bind(identities_json(&profile.identities))
     .execute(&mut *conn)
     .await?;
     for identity in &profile.identities {
-        insert_identity(conn, ws, &profile.id, identity, profile.created_at).await?;
+        insert_identity_row(conn, ws, &profile.id, identity, profile.created_at).await?;
     }
+    Ok(())
+}
+
+/// Writes the identities these profiles carry into their rows again, from the identities
+/// table: every change of a profile's identities other than its insert ends with this.
+pub(super) async fn relist_identities(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    ids: &[&str],
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE profiles AS p SET identities = (SELECT coalesce(json_agg(json_build_array(i.kind, i.value)), '[]')::text \
+         FROM identities AS i WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id) \
+         WHERE p.workspace_id = $1 AND p.id = ANY($2)",
+    )
+    .bind(ws.0)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -159,7 +180,20 @@ pub(super) async fn update(
     Ok(())
 }
 
+/// Attaches an identity to an existing profile.
 pub(super) async fn insert_identity(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    identity: &Identity,
+    now: Timestamp,
+) -> Result<()> {
+    insert_identity_row(conn, ws, id, identity, now).await?;
+    relist_identities(conn, ws, &[&id.0]).await
+}
+
+/// The identity's row alone: its profile's row must be relisted (or be new).
+async fn insert_identity_row(
     conn: &mut PgConnection,
     ws: WorkspaceId,
     id: &ProfileId,
@@ -201,6 +235,9 @@ pub(super) async fn delete_identity(
     .bind(&id.0)
     .execute(&mut *conn)
     .await?;
+    if done.rows_affected() > 0 {
+        relist_identities(conn, ws, &[&id.0]).await?;
+    }
     Ok(done.rows_affected() > 0)
 }
 

@@ -21,8 +21,7 @@ use crate::{Result, StoreError};
 pub(super) const PROFILE_COLUMNS: &str = "p.id, p.properties::text AS properties, \
      p.computed::text AS computed, p.created_at, p.updated_at, p.version, p.set_once::text AS set_once, \
      p.location::text AS location, p.device::text AS device, p.activity::text AS activity, p.company_id, \
-     (SELECT coalesce(json_agg(json_build_array(i.kind, i.value)), '[]')::text FROM identities AS i \
-      WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id) AS identities, \
+     p.identities, \
      (SELECT coalesce(json_agg(s.segment_key ORDER BY s.segment_key), '[]')::text FROM segment_members AS s \
       WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) AS segments";
 

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::micros;
 use super::search::{columns_of, profile_columns};
-use crate::rows::{ProfileColumns, documents};
+use crate::rows::{ProfileColumns, documents, identities_json};
 use crate::{Result, StoreError};
 
 /// A profile by id, decoded by `decode` ([`ProfileColumns::decode`] or
@@ -109,15 +109,6 @@ pub(super) fn insert(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> R
         insert_identity_row(conn, ws, &profile.id, identity, profile.created_at)?;
     }
     Ok(())
-}
-
-/// Identities as a profile row lists them: `[kind, value]` pairs.
-fn identities_json(identities: &[Identity]) -> String {
-    let pairs: Vec<[&str; 2]> = identities
-        .iter()
-        .map(|i| [i.kind.as_str(), i.value.as_str()])
-        .collect();
-    serde_json::to_string(&pairs).expect("strings serialise")
 }
 
 /// Writes the identities a profile carries into its row again, from the identities table:

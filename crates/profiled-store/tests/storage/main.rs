@@ -188,6 +188,76 @@ async fn workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceId {
     store.create_workspace(name, now()).await.unwrap().id
 }
 
+/// A PostgreSQL database from before the identities moved into the profile row gets them
+/// listed there by the migration: every profile its own, `[]` for one without any. (SQLite's
+/// migration has the same test beside it, in `sqlite/profiles.rs`.)
+#[tokio::test]
+async fn postgres_migration_lists_each_profiles_identities_in_its_row() {
+    let Ok(url) = std::env::var("PROFILED_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = format!("profiled_test_{}", uuid_like());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    for sql in [
+        include_str!("../../src/postgres/migrations/0001_init.sql"),
+        include_str!("../../src/postgres/migrations/0002_deletions.sql"),
+        include_str!("../../src/postgres/migrations/0003_imports.sql"),
+        include_str!("../../src/postgres/migrations/0004_events.sql"),
+        include_str!("../../src/postgres/migrations/0005_segments_companies.sql"),
+        include_str!("../../src/postgres/migrations/0006_workspace_settings.sql"),
+        "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0);
+         INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version)
+         VALUES (1, 'p1', '{}', '{}', 0, 0, 1), (1, 'p2', '{}', '{}', 0, 0, 1), (2, 'p1', '{}', '{}', 0, 0, 1);
+         INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)
+         VALUES (1, 'user_id', 'u1', 'p1', 0), (1, 'email', 'a@x.io', 'p1', 0), (2, 'user_id', 'u9', 'p1', 0);",
+        include_str!("../../src/postgres/migrations/0007_profile_identities.sql"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let listed = |ws: i64, id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let text: String = sqlx::query_scalar(
+                "SELECT identities FROM profiles WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(ws)
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let mut pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap();
+            pairs.sort();
+            pairs
+        }
+    };
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        listed(1, "p1").await,
+        [pair("email", "a@x.io"), pair("user_id", "u1")]
+    );
+    assert_eq!(listed(1, "p2").await, []);
+    assert_eq!(listed(2, "p1").await, [pair("user_id", "u9")]);
+    pool.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+}
+
 /// A pooled connection is handed out untested while it was used a moment ago, but one idle
 /// for longer is tested first: the database may have closed it meanwhile (a restart, an idle
 /// timeout), and then a fresh one takes its place instead of the request failing.
