@@ -133,7 +133,10 @@ pub(super) async fn insert(
 }
 
 /// Writes the identities these profiles carry into their rows again, from the identities
-/// table: every change of a profile's identities other than its insert ends with this.
+/// table: every change of a profile's identities other than its insert ends with this. Safe
+/// with concurrent writers because each of them reads the profile first, and that read locks
+/// its row (`FOR UPDATE`): a second writer waits, and its later statements see the first one's
+/// committed identities.
 pub(super) async fn relist_identities(
     conn: &mut PgConnection,
     ws: WorkspaceId,
