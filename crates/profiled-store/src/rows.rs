@@ -304,6 +304,18 @@ mod tests {
     }
 
     #[test]
+    fn identities_are_listed_as_kind_value_pairs() {
+        let identities = [
+            Identity::new_unchecked("user_id", "u\"1"),
+            Identity::new_unchecked("email", "a@x.io"),
+        ];
+        assert_eq!(
+            identities_json(&identities),
+            r#"[["user_id","u\"1"],["email","a@x.io"]]"#
+        );
+    }
+
+    #[test]
     fn a_column_that_is_not_an_object_is_corrupt() {
         for text in ["", "[1]", "\"s\"", "{\"a\":1", "null"] {
             assert!(

@@ -12,7 +12,8 @@ use profiled_core::{Identity, Profile, ProfileId, RawProfile, Scope, WorkspaceId
 use profiled_store::postgres::{PostgresSettings, PostgresStore};
 use profiled_store::sqlite::{SqliteSettings, SqliteStore};
 use profiled_store::{
-    ApiKeyRecord, CompanyPage, ComputedRecord, SearchQuery, SortKey, Store, StoreError, StoredEvent,
+    ApiKeyRecord, CompanyPage, ComputedRecord, ProfileTx, SearchQuery, SortKey, Store, StoreError,
+    StoredEvent,
 };
 use serde_json::json;
 
@@ -188,9 +189,94 @@ async fn workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceId {
     store.create_workspace(name, now()).await.unwrap().id
 }
 
-/// A PostgreSQL database from before the identities moved into the profile row gets them
-/// listed there by the migration: every profile its own, `[]` for one without any. (SQLite's
-/// migration has the same test beside it, in `sqlite/profiles.rs`.)
+/// Records merge `m1`: `survivor` absorbs `absorbed`, both read in the transaction.
+async fn record_merge(
+    tx: &mut dyn ProfileTx,
+    ws: WorkspaceId,
+    survivor: &ProfileId,
+    absorbed: &ProfileId,
+) {
+    let absorbed = tx.profile(ws, absorbed).await.unwrap().unwrap();
+    let before = tx.profile(ws, survivor).await.unwrap().unwrap();
+    tx.record_merge(
+        ws,
+        &profiled_store::MergeRecord {
+            id: "m1",
+            survivor,
+            survivor_before: &before,
+            absorbed: std::slice::from_ref(&absorbed),
+            sources: Default::default(),
+            at: now(),
+            actor: "test",
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Profiles as a database from before the identities moved into the profile row holds them,
+/// in the SQL both backends take: two workspaces, one profile without any identity.
+const PROFILES_BEFORE_IDENTITY_LISTS: &str = "
+    INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0);
+    INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version)
+    VALUES (1, 'p1', '{}', '{}', 0, 0, 1), (1, 'p2', '{}', '{}', 0, 0, 1), (2, 'p1', '{}', '{}', 0, 0, 1);
+    INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)
+    VALUES (1, 'user_id', 'u1', 'p1', 0), (1, 'email', 'a@x.io', 'p1', 0), (2, 'user_id', 'u9', 'p1', 0);";
+
+/// What the migration must have listed for [`PROFILES_BEFORE_IDENTITY_LISTS`]: the `identities`
+/// column of workspace 1's p1 and p2, and of workspace 2's p1. Every profile its own, `[]` for
+/// one without any.
+fn assert_identities_listed(lists: [String; 3]) {
+    let sorted = lists.map(|text| {
+        let mut pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap();
+        pairs.sort();
+        pairs
+    });
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        sorted,
+        [
+            vec![pair("email", "a@x.io"), pair("user_id", "u1")],
+            vec![],
+            vec![pair("user_id", "u9")]
+        ]
+    );
+}
+
+/// The listed profiles of [`assert_identities_listed`], in its order.
+const LISTED: [(i64, &str); 3] = [(1, "p1"), (1, "p2"), (2, "p1")];
+
+/// SQLite's migration 11 lists each profile's identities in its row.
+#[test]
+fn sqlite_migration_lists_each_profiles_identities_in_its_row() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    for sql in [
+        include_str!("../../src/sqlite/migrations/0001_init.sql"),
+        include_str!("../../src/sqlite/migrations/0002_property_indexes.sql"),
+        include_str!("../../src/sqlite/migrations/0003_changes.sql"),
+        include_str!("../../src/sqlite/migrations/0004_merges.sql"),
+        include_str!("../../src/sqlite/migrations/0005_set_once.sql"),
+        include_str!("../../src/sqlite/migrations/0006_deletions.sql"),
+        include_str!("../../src/sqlite/migrations/0007_imports.sql"),
+        include_str!("../../src/sqlite/migrations/0008_events.sql"),
+        include_str!("../../src/sqlite/migrations/0009_segments_companies.sql"),
+        include_str!("../../src/sqlite/migrations/0010_workspace_settings.sql"),
+        PROFILES_BEFORE_IDENTITY_LISTS,
+        include_str!("../../src/sqlite/migrations/0011_profile_identities.sql"),
+    ] {
+        conn.execute_batch(sql).unwrap();
+    }
+    assert_identities_listed(LISTED.map(|(ws, id)| {
+        conn.query_row(
+            "SELECT identities FROM profiles WHERE workspace_id = ? AND id = ?",
+            rusqlite::params![ws, id],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }));
+}
+
+/// PostgreSQL's migration 7 does the same.
 #[tokio::test]
 async fn postgres_migration_lists_each_profiles_identities_in_its_row() {
     let Ok(url) = std::env::var("PROFILED_TEST_POSTGRES_URL") else {
@@ -215,11 +301,7 @@ async fn postgres_migration_lists_each_profiles_identities_in_its_row() {
         include_str!("../../src/postgres/migrations/0004_events.sql"),
         include_str!("../../src/postgres/migrations/0005_segments_companies.sql"),
         include_str!("../../src/postgres/migrations/0006_workspace_settings.sql"),
-        "INSERT INTO workspaces (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0);
-         INSERT INTO profiles (workspace_id, id, properties, computed, created_at, updated_at, version)
-         VALUES (1, 'p1', '{}', '{}', 0, 0, 1), (1, 'p2', '{}', '{}', 0, 0, 1), (2, 'p1', '{}', '{}', 0, 0, 1);
-         INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)
-         VALUES (1, 'user_id', 'u1', 'p1', 0), (1, 'email', 'a@x.io', 'p1', 0), (2, 'user_id', 'u9', 'p1', 0);",
+        PROFILES_BEFORE_IDENTITY_LISTS,
         include_str!("../../src/postgres/migrations/0007_profile_identities.sql"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -227,29 +309,19 @@ async fn postgres_migration_lists_each_profiles_identities_in_its_row() {
             .await
             .unwrap();
     }
-    let listed = |ws: i64, id: &'static str| {
-        let pool = pool.clone();
-        async move {
-            let text: String = sqlx::query_scalar(
-                "SELECT identities FROM profiles WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(ws)
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            let mut pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap();
-            pairs.sort();
-            pairs
-        }
-    };
-    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
-    assert_eq!(
-        listed(1, "p1").await,
-        [pair("email", "a@x.io"), pair("user_id", "u1")]
-    );
-    assert_eq!(listed(1, "p2").await, []);
-    assert_eq!(listed(2, "p1").await, [pair("user_id", "u9")]);
+    let mut lists = Vec::new();
+    for (ws, id) in LISTED {
+        let text: String = sqlx::query_scalar(
+            "SELECT identities FROM profiles WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(ws)
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        lists.push(text);
+    }
+    assert_identities_listed(lists.try_into().unwrap());
     pool.close().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&admin)
@@ -625,22 +697,7 @@ async fn a_profile_reads_back_the_identities_it_carries_after_each_change() {
 
         // A merge hands the absorbed profile's identities to the survivor.
         let mut tx = store.begin().await.unwrap();
-        let absorbed = tx.profile(ws, &p2).await.unwrap().unwrap();
-        let survivor = tx.profile(ws, &p1).await.unwrap().unwrap();
-        tx.record_merge(
-            ws,
-            &profiled_store::MergeRecord {
-                id: "m1",
-                survivor: &p1,
-                survivor_before: &survivor,
-                absorbed: std::slice::from_ref(&absorbed),
-                sources: Default::default(),
-                at: now(),
-                actor: "test",
-            },
-        )
-        .await
-        .unwrap();
+        record_merge(&mut *tx, ws, &p1, &p2).await;
         tx.commit().await.unwrap();
         check(
             "merged",
@@ -1281,26 +1338,7 @@ async fn events_are_kept_per_profile_paged_moved_by_merges_and_erased() {
             ["e2", "e3"]
         );
         // A merge gives the absorbed profile's events to the survivor.
-        let absorbed = tx
-            .profile(a, &ProfileId("p2".into()))
-            .await
-            .unwrap()
-            .unwrap();
-        let survivor = tx.profile(a, &p1).await.unwrap().unwrap();
-        tx.record_merge(
-            a,
-            &profiled_store::MergeRecord {
-                id: "m1",
-                survivor: &p1,
-                survivor_before: &survivor,
-                absorbed: std::slice::from_ref(&absorbed),
-                sources: Default::default(),
-                at: now(),
-                actor: "test",
-            },
-        )
-        .await
-        .unwrap();
+        record_merge(&mut *tx, a, &p1, &ProfileId("p2".into())).await;
         tx.commit().await.unwrap();
         assert_eq!(store.events(a, &p1, None, 10).await.unwrap().len(), 4);
 
