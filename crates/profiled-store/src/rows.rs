@@ -39,7 +39,7 @@ pub(crate) struct ProfileColumns {
 impl ProfileColumns {
     pub fn decode(self) -> Result<Profile> {
         Ok(Profile {
-            identities: identities(&self.identities)?,
+            identities: identities_of(&self.identities)?,
             id: ProfileId(self.id),
             properties: json_object(&self.properties)?,
             computed: json_object(&self.computed)?,
@@ -66,7 +66,7 @@ impl ProfileColumns {
             .map_err(|e| StoreError::Corrupt(format!("segments: {e}")))?;
         segments.sort();
         Ok(RawProfile {
-            identities: identities(&self.identities)?,
+            identities: identities_of(&self.identities)?,
             id: ProfileId(self.id),
             properties: raw_object(self.properties)?,
             computed: raw_object(self.computed)?,
@@ -82,7 +82,7 @@ impl ProfileColumns {
 }
 
 /// Identities from a JSON array of `[kind, value]` pairs, in their canonical order.
-fn identities(pairs: &str) -> Result<Vec<Identity>> {
+pub(crate) fn identities_of(pairs: &str) -> Result<Vec<Identity>> {
     let mut pairs: Vec<(String, String)> =
         serde_json::from_str(pairs).map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
     pairs.sort();

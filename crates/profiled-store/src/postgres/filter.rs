@@ -129,6 +129,15 @@ impl Dialect for PostgresDialect {
     const TRUE: &'static str = "TRUE";
     const FALSE: &'static str = "FALSE";
     const POSITION: &'static str = "strpos";
+    const IDENTITY_VALUE: &'static str = "i.value";
+
+    fn identities_of_kind(&self, kind: &str, sql: &mut Sql) {
+        sql.push(&format!(
+            "EXISTS (SELECT 1 FROM identities AS i WHERE i.workspace_id = {t}workspace_id AND i.profile_id = {t}id AND i.kind = ",
+            t = TABLE
+        ));
+        sql.bind(Bind::Text(kind.to_owned()));
+    }
 
     fn json_predicate(
         &self,

@@ -20,6 +20,12 @@ pub(crate) trait Dialect {
     const FALSE: &'static str;
     /// The function giving the 1-based position of a needle in a text (0 when absent).
     const POSITION: &'static str;
+    /// An identity's value in the rows [`Dialect::identities_of_kind`] opens.
+    const IDENTITY_VALUE: &'static str;
+
+    /// Opens `EXISTS (SELECT … WHERE …` over the identities of kind `kind` that the profile
+    /// `p` carries.
+    fn identities_of_kind(&self, kind: &str, sql: &mut Sql);
 
     /// A predicate (compare, exists, contains, starts with) on a path of `p.<column>`.
     fn json_predicate(
@@ -128,14 +134,8 @@ impl<D: Dialect> Compiler<'_, D> {
     }
 
     fn identity_predicate(&self, kind: &str, predicate: &Filter, sql: &mut Sql) {
-        let exists = |sql: &mut Sql| {
-            sql.push(&format!(
-                "EXISTS (SELECT 1 FROM identities AS i WHERE i.workspace_id = {t}workspace_id AND i.profile_id = {t}id AND i.kind = ",
-                t = TABLE
-            ));
-            sql.bind(Bind::Text(kind.to_owned()));
-        };
-        self.any_value_predicate(exists, "i.value", predicate, sql);
+        let exists = |sql: &mut Sql| self.dialect.identities_of_kind(kind, sql);
+        self.any_value_predicate(exists, D::IDENTITY_VALUE, predicate, sql);
     }
 
     /// A predicate on a field with any number of text values, kept in rows that `exists`

@@ -1,6 +1,8 @@
 //! Bulk writes (imports, combined upserts): one cached statement run once per row, on the
 //! writer's own thread, so a thousand rows cost a thousand statement steps and no round trips.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use profiled_core::change::NewChange;
 use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
@@ -41,11 +43,14 @@ pub(super) fn insert_identities(
         super::profiles::insert_identity_row(conn, ws, id, identity, now)?;
     }
     // Each profile's row is relisted once, however many identities it gained.
-    let mut gained: Vec<&ProfileId> = identities.iter().map(|(id, _)| id).collect();
-    gained.sort();
-    gained.dedup();
-    for id in gained {
-        super::profiles::relist_identities(conn, ws, id)?;
+    let mut gained: BTreeMap<&ProfileId, Vec<&Identity>> = BTreeMap::new();
+    for (id, identity) in identities {
+        gained.entry(id).or_default().push(identity);
+    }
+    for (id, identities) in gained {
+        super::profiles::relist_identities(conn, ws, id, |listed| {
+            listed.extend(identities.into_iter().cloned())
+        })?;
     }
     Ok(())
 }

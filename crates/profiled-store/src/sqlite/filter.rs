@@ -86,6 +86,16 @@ impl Dialect for SqliteDialect {
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
     const POSITION: &'static str = "instr";
+    const IDENTITY_VALUE: &'static str = "(i.value ->> 1)";
+
+    /// The `[kind, value]` pairs the profile's row lists: the identities table has no way
+    /// from a profile to its identities (`0012_identities_by_key_only.sql`).
+    fn identities_of_kind(&self, kind: &str, sql: &mut Sql) {
+        sql.push(&format!(
+            "EXISTS (SELECT 1 FROM json_each({TABLE}identities) AS i WHERE (i.value ->> 0) = "
+        ));
+        sql.bind(Bind::Text(kind.to_owned()));
+    }
 
     fn json_predicate(
         &self,

@@ -28,11 +28,14 @@ pub(super) fn record(conn: &Connection, ws: WorkspaceId, merge: &MergeRecord<'_>
         micros(merge.at),
         merge.actor,
     ])?;
+    let mut taken = Vec::new();
     for other in merge.absorbed {
-        conn.prepare_cached(
-            "UPDATE identities SET profile_id = ? WHERE workspace_id = ? AND profile_id = ?",
-        )?
-        .execute(params![merge.survivor.0, ws.0, other.id.0])?;
+        let listed = super::profiles::listed_identities(conn, ws, &other.id)?;
+        for identity in listed.unwrap_or_default() {
+            if move_identity_row(conn, ws, &identity, &other.id, merge.survivor)? {
+                taken.push(identity);
+            }
+        }
         super::events::move_to(conn, ws, &other.id, merge.survivor)?;
         // The survivor's memberships are decided afresh by whoever writes it.
         super::segments::forget_profile(conn, ws, &other.id)?;
@@ -43,7 +46,7 @@ pub(super) fn record(conn: &Connection, ws: WorkspaceId, merge: &MergeRecord<'_>
         )?
         .execute(params![ws.0, other.id.0, merge.survivor.0, merge.id])?;
     }
-    super::profiles::relist_identities(conn, ws, merge.survivor)
+    super::profiles::relist_identities(conn, ws, merge.survivor, |listed| listed.extend(taken))
 }
 
 /// The live profile an absorbed id leads to, following merges of merges.
@@ -164,13 +167,27 @@ pub(super) fn move_identity(
     from: &ProfileId,
     to: &ProfileId,
 ) -> Result<bool> {
+    let moved = move_identity_row(conn, ws, identity, from, to)?;
+    if moved {
+        super::profiles::relist_identities(conn, ws, from, |listed| {
+            listed.retain(|i| i != identity)
+        })?;
+        super::profiles::relist_identities(conn, ws, to, |listed| listed.push(identity.clone()))?;
+    }
+    Ok(moved)
+}
+
+/// The identity's row alone: both profiles' rows must be relisted (or go).
+fn move_identity_row(
+    conn: &Connection,
+    ws: WorkspaceId,
+    identity: &Identity,
+    from: &ProfileId,
+    to: &ProfileId,
+) -> Result<bool> {
     let moved = conn
         .prepare_cached("UPDATE identities SET profile_id = ? WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?")?
         .execute(params![to.0, ws.0, identity.kind.as_str(), identity.value, from.0])?;
-    if moved > 0 {
-        super::profiles::relist_identities(conn, ws, from)?;
-        super::profiles::relist_identities(conn, ws, to)?;
-    }
     Ok(moved > 0)
 }
 

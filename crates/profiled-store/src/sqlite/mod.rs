@@ -278,6 +278,11 @@ fn migrator() -> Migrator {
             "identities in the profile row",
             include_str!("migrations/0011_profile_identities.sql"),
         ),
+        migration(
+            12,
+            "identities by key only",
+            include_str!("migrations/0012_identities_by_key_only.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::micros;
 use super::search::{columns_of, profile_columns};
-use crate::rows::{ProfileColumns, documents, identities_json};
+use crate::rows::{ProfileColumns, documents, identities_json, identities_of};
 use crate::{Result, StoreError};
 
 /// A profile by id, decoded by `decode` ([`ProfileColumns::decode`] or
@@ -76,7 +76,7 @@ pub(super) fn load_by_identities(
     owners.dedup();
     let mut profiles = Vec::with_capacity(owners.len());
     for id in owners {
-        // Identities point only at live rows (foreign key), so each owner is found.
+        // The store deletes a profile's identities with it, so each owner is found.
         profiles.extend(load(conn, ws, &ProfileId(id), ProfileColumns::decode)?);
     }
     Ok(profiles)
@@ -111,15 +111,38 @@ pub(super) fn insert(conn: &Connection, ws: WorkspaceId, profile: &Profile) -> R
     Ok(())
 }
 
-/// Writes the identities a profile carries into its row again, from the identities table:
-/// every change of a profile's identities other than its insert ends with this.
-pub(super) fn relist_identities(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE profiles SET identities = (SELECT json_group_array(json_array(i.kind, i.value)) \
-         FROM identities AS i WHERE i.workspace_id = ?1 AND i.profile_id = ?2) \
-         WHERE workspace_id = ?1 AND id = ?2",
-    )?
-    .execute(params![ws.0, id.0])?;
+/// The identities a profile's row lists; `None` when there is no such profile.
+pub(super) fn listed_identities(
+    conn: &Connection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+) -> Result<Option<Vec<Identity>>> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT identities FROM profiles WHERE workspace_id = ? AND id = ?")?
+        .query_row(params![ws.0, id.0], |row| row.get(0))
+        .optional()?;
+    text.map(|text| identities_of(&text)).transpose()
+}
+
+/// Edits the identities a profile's row lists: every change of a profile's identities rows
+/// other than its insert ends with this, as the row is the only way to a profile's
+/// identities (`0012_identities_by_key_only.sql`).
+pub(super) fn relist_identities(
+    conn: &Connection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    edit: impl FnOnce(&mut Vec<Identity>),
+) -> Result<()> {
+    let mut listed = listed_identities(conn, ws, id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "identities changed for profile {id}, which has no row"
+        ))
+    })?;
+    edit(&mut listed);
+    listed.sort();
+    listed.dedup();
+    conn.prepare_cached("UPDATE profiles SET identities = ? WHERE workspace_id = ? AND id = ?")?
+        .execute(params![identities_json(&listed), ws.0, id.0])?;
     Ok(())
 }
 
@@ -155,7 +178,7 @@ pub(super) fn insert_identity(
     now: Timestamp,
 ) -> Result<()> {
     insert_identity_row(conn, ws, id, identity, now)?;
-    relist_identities(conn, ws, id)
+    relist_identities(conn, ws, id, |listed| listed.push(identity.clone()))
 }
 
 /// The identity's row alone: its profile's row must be relisted (or be new).
@@ -186,20 +209,34 @@ pub(super) fn delete_identity(
     id: &ProfileId,
     identity: &Identity,
 ) -> Result<bool> {
+    let deleted = delete_identity_row(conn, ws, id, identity)?;
+    if deleted {
+        relist_identities(conn, ws, id, |listed| listed.retain(|i| i != identity))?;
+    }
+    Ok(deleted)
+}
+
+/// The identity's row alone, if it points at the profile: its profile's row must be
+/// relisted (or go).
+fn delete_identity_row(
+    conn: &Connection,
+    ws: WorkspaceId,
+    id: &ProfileId,
+    identity: &Identity,
+) -> Result<bool> {
     let deleted = conn
         .prepare_cached(
             "DELETE FROM identities WHERE workspace_id = ? AND kind = ? AND value = ? AND profile_id = ?",
         )?
         .execute(params![ws.0, identity.kind.as_str(), identity.value, id.0])?;
-    if deleted > 0 {
-        relist_identities(conn, ws, id)?;
-    }
     Ok(deleted > 0)
 }
 
+/// A profile, with the identities its row lists.
 pub(super) fn delete(conn: &Connection, ws: WorkspaceId, id: &ProfileId) -> Result<bool> {
-    conn.prepare_cached("DELETE FROM identities WHERE workspace_id = ? AND profile_id = ?")?
-        .execute(params![ws.0, id.0])?;
+    for identity in listed_identities(conn, ws, id)?.unwrap_or_default() {
+        delete_identity_row(conn, ws, id, &identity)?;
+    }
     let deleted = conn
         .prepare_cached("DELETE FROM profiles WHERE workspace_id = ? AND id = ?")?
         .execute(params![ws.0, id.0])?;

@@ -246,9 +246,8 @@ fn assert_identities_listed(lists: [String; 3]) {
 /// The listed profiles of [`assert_identities_listed`], in its order.
 const LISTED: [(i64, &str); 3] = [(1, "p1"), (1, "p2"), (2, "p1")];
 
-/// SQLite's migration 11 lists each profile's identities in its row.
-#[test]
-fn sqlite_migration_lists_each_profiles_identities_in_its_row() {
+/// A SQLite database from before migration 11, holding [`PROFILES_BEFORE_IDENTITY_LISTS`].
+fn sqlite_before_identity_lists() -> rusqlite::Connection {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
     for sql in [
         include_str!("../../src/sqlite/migrations/0001_init.sql"),
@@ -262,10 +261,20 @@ fn sqlite_migration_lists_each_profiles_identities_in_its_row() {
         include_str!("../../src/sqlite/migrations/0009_segments_companies.sql"),
         include_str!("../../src/sqlite/migrations/0010_workspace_settings.sql"),
         PROFILES_BEFORE_IDENTITY_LISTS,
-        include_str!("../../src/sqlite/migrations/0011_profile_identities.sql"),
     ] {
         conn.execute_batch(sql).unwrap();
     }
+    conn
+}
+
+/// SQLite's migration 11 lists each profile's identities in its row.
+#[test]
+fn sqlite_migration_lists_each_profiles_identities_in_its_row() {
+    let conn = sqlite_before_identity_lists();
+    conn.execute_batch(include_str!(
+        "../../src/sqlite/migrations/0011_profile_identities.sql"
+    ))
+    .unwrap();
     assert_identities_listed(LISTED.map(|(ws, id)| {
         conn.query_row(
             "SELECT identities FROM profiles WHERE workspace_id = ? AND id = ?",
@@ -274,6 +283,56 @@ fn sqlite_migration_lists_each_profiles_identities_in_its_row() {
         )
         .unwrap()
     }));
+}
+
+/// SQLite's migration 12 keeps every identity row, keyed by identity alone: no index by
+/// profile and no foreign key to it are left to maintain on every write.
+#[test]
+fn sqlite_migration_keeps_identities_by_key_only() {
+    let conn = sqlite_before_identity_lists();
+    conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+    for sql in [
+        include_str!("../../src/sqlite/migrations/0011_profile_identities.sql"),
+        include_str!("../../src/sqlite/migrations/0012_identities_by_key_only.sql"),
+    ] {
+        conn.execute_batch(sql).unwrap();
+    }
+    let rows: Vec<(i64, String, String, String)> = conn
+        .prepare("SELECT workspace_id, kind, value, profile_id FROM identities ORDER BY 1, 2, 3")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let row = |ws, kind: &str, value: &str, profile: &str| {
+        (ws, kind.to_owned(), value.to_owned(), profile.to_owned())
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(1, "email", "a@x.io", "p1"),
+            row(1, "user_id", "u1", "p1"),
+            row(2, "user_id", "u9", "p1"),
+        ]
+    );
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM pragma_foreign_key_list('identities')"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pragma_index_list('identities') WHERE origin != 'pk'"),
+        0,
+        "only the primary key indexes identities"
+    );
+    // The key still refuses a second owner.
+    assert!(
+        conn.execute(
+            "INSERT INTO identities VALUES (1, 'user_id', 'u1', 'p2', 0)",
+            []
+        )
+        .is_err()
+    );
 }
 
 /// PostgreSQL's migration 7 does the same.
@@ -713,6 +772,79 @@ async fn a_profile_reads_back_the_identities_it_carries_after_each_change() {
         )
         .await;
         assert!(store.profile(ws, &p2).await.unwrap().is_none());
+    })
+    .await;
+}
+
+/// A deleted profile leaves none of its identities behind, whichever way it came by them
+/// (inserted with it, attached later, moved to it, taken in a merge): each can be taken by a
+/// new profile, and none leads anywhere meanwhile. (SQLite finds a profile's identity rows
+/// only through the list in its row.)
+#[tokio::test]
+async fn a_deleted_profile_frees_every_identity_it_carried() {
+    on_every_backend(|store| async move {
+        let ws = workspace(&store, "w").await;
+        let (p1, p2, p3) = (
+            ProfileId("p1".into()),
+            ProfileId("p2".into()),
+            ProfileId("p3".into()),
+        );
+        let id = |kind: &str, value: &str| Identity::new_unchecked(kind, value);
+        let carried = [
+            id("user_id", "u1"),
+            id("email", "e1@x.io"),
+            id("anonymous_id", "a1"),
+            id("user_id", "u2"),
+            id("anonymous_id", "a2"),
+        ];
+
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_profile(ws, &profile("p1", &[("user_id", "u1")]))
+            .await
+            .unwrap();
+        tx.insert_profile(
+            ws,
+            &profile("p2", &[("user_id", "u2"), ("anonymous_id", "a2")]),
+        )
+        .await
+        .unwrap();
+        tx.insert_profile(ws, &profile("p3", &[("anonymous_id", "a3")]))
+            .await
+            .unwrap();
+        tx.insert_identity(ws, &p1, &carried[1], now())
+            .await
+            .unwrap();
+        tx.insert_identities(ws, &[(p3.clone(), carried[2].clone())], now())
+            .await
+            .unwrap();
+        assert!(tx.move_identity(ws, &carried[2], &p3, &p1).await.unwrap());
+        record_merge(&mut *tx, ws, &p1, &p2).await;
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.delete_profile(ws, &p1).await.unwrap());
+        tx.commit().await.unwrap();
+        for identity in &carried {
+            assert_eq!(
+                store.profile_by_identity(ws, identity).await.unwrap(),
+                None,
+                "{identity:?} leads nowhere"
+            );
+        }
+        let mut tx = store.begin().await.unwrap();
+        let pairs: Vec<(&str, &str)> = carried
+            .iter()
+            .map(|i| (i.kind.as_str(), i.value.as_str()))
+            .collect();
+        tx.insert_profile(ws, &profile("p4", &pairs)).await.unwrap();
+        tx.commit().await.unwrap();
+        for identity in &carried {
+            let owner = store.profile_by_identity(ws, identity).await.unwrap();
+            assert_eq!(owner.map(|p| p.id), Some(ProfileId("p4".into())));
+        }
+        // The profile that only lent an identity keeps the rest of its own.
+        let p3 = store.profile(ws, &p3).await.unwrap().unwrap();
+        assert_eq!(p3.identities, vec![id("anonymous_id", "a3")]);
     })
     .await;
 }
