@@ -23,8 +23,9 @@ pub(crate) trait Dialect {
     /// An identity's value in the rows [`Dialect::identities_of_kind`] opens.
     const IDENTITY_VALUE: &'static str;
 
-    /// Opens `EXISTS (SELECT … WHERE …` over the identities of kind `kind` that the profile
-    /// `p` carries.
+    /// Opens a condition that holds when the profile `p` carries an identity of kind `kind`:
+    /// `EXISTS (SELECT … WHERE …` or `p.id IN (SELECT … WHERE …`, to be continued with
+    /// `AND` a condition on [`Dialect::IDENTITY_VALUE`] and closed by one parenthesis.
     fn identities_of_kind(&self, kind: &str, sql: &mut Sql);
 
     /// A predicate (compare, exists, contains, starts with) on a path of `p.<column>`.

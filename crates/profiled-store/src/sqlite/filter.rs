@@ -6,6 +6,7 @@
 //! are written into the SQL, so that expression indexes match; every value is bound.
 
 use jiff::Timestamp;
+use profiled_core::WorkspaceId;
 use profiled_core::filter::{CompareOp, Filter, JsonColumn, Literal, Segment, format_canonical};
 use serde_json::Number;
 
@@ -72,28 +73,35 @@ fn unambiguous(literal: &Literal) -> bool {
     }
 }
 
-/// Compiles a filter into a boolean SQL expression over the profiles table aliased `p`.
-pub(crate) fn compile(filter: &Filter, now: Timestamp, sql: &mut Sql) {
-    crate::sql::filter::compile(&SqliteDialect, filter, now, sql);
+/// Compiles a filter into a boolean SQL expression over the profiles table aliased `p`, whose
+/// rows are those of workspace `ws`.
+pub(crate) fn compile(ws: WorkspaceId, filter: &Filter, now: Timestamp, sql: &mut Sql) {
+    crate::sql::filter::compile(&SqliteDialect { workspace: ws }, filter, now, sql);
 }
 
 const TABLE: &str = "p.";
 
 /// SQLite's JSON functions: `json_extract`, `json_type`, `json_each`.
-struct SqliteDialect;
+struct SqliteDialect {
+    workspace: WorkspaceId,
+}
 
 impl Dialect for SqliteDialect {
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
     const POSITION: &'static str = "instr";
-    const IDENTITY_VALUE: &'static str = "(i.value ->> 1)";
+    const IDENTITY_VALUE: &'static str = "i.value";
 
-    /// The `[kind, value]` pairs the profile's row lists: the identities table has no way
-    /// from a profile to its identities (`0012_identities_by_key_only.sql`).
+    /// The profiles that the workspace's matching identities point at, found once per
+    /// statement through the identities' key (the table has no way from a profile to its
+    /// identities: `0012_identities_by_key_only.sql`). An equality drives the search from
+    /// there.
     fn identities_of_kind(&self, kind: &str, sql: &mut Sql) {
         sql.push(&format!(
-            "EXISTS (SELECT 1 FROM json_each({TABLE}identities) AS i WHERE (i.value ->> 0) = "
+            "{TABLE}id IN (SELECT i.profile_id FROM identities AS i WHERE i.workspace_id = "
         ));
+        sql.bind(Bind::Int(self.workspace.0));
+        sql.push(" AND i.kind = ");
         sql.bind(Bind::Text(kind.to_owned()));
     }
 

@@ -125,7 +125,7 @@ fn search_sql(ws: WorkspaceId, query: &SearchQuery) -> Sql {
     sql.push(" FROM profiles AS p WHERE p.workspace_id = ");
     sql.bind(Bind::Int(ws.0));
     sql.push(" AND ");
-    compile(&query.filter, query.now, &mut sql);
+    compile(ws, &query.filter, query.now, &mut sql);
     if let Some(keyset) = &query.after {
         sql.push(" AND ");
         after_keyset(&mut sql, &keys, keyset, 0);
@@ -198,7 +198,7 @@ pub(super) fn count(
     sql.push("SELECT count(*) FROM profiles AS p WHERE p.workspace_id = ");
     sql.bind(Bind::Int(ws.0));
     sql.push(" AND ");
-    compile(filter, now, &mut sql);
+    compile(ws, filter, now, &mut sql);
     let n: i64 = conn
         .prepare_cached(&sql.text)?
         .query_row(rusqlite::params_from_iter(&sql.binds), |row| row.get(0))?;

@@ -849,6 +849,53 @@ async fn a_deleted_profile_frees_every_identity_it_carried() {
     .await;
 }
 
+/// A search for one identity value finds its profile through the identities' key, not by
+/// visiting every profile (on SQLite, whose identities have no index by profile).
+#[tokio::test]
+async fn an_identity_equality_searches_by_the_identity_key() {
+    on_every_backend(|store| async move {
+        let (ws, other) = (workspace(&store, "w").await, workspace(&store, "v").await);
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..300 {
+            let email = format!("user{i}@x.io");
+            tx.insert_profile(ws, &profile(&format!("p{i:03}"), &[("email", &email)]))
+                .await
+                .unwrap();
+        }
+        // The same value in another workspace belongs to another profile.
+        tx.insert_profile(other, &profile("p900", &[("email", "user7@x.io")]))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let query = SearchQuery {
+            filter: Filter::parse(r#"identities.email = "user7@x.io""#).unwrap(),
+            now: now(),
+            sort: vec![],
+            after: None,
+            limit: 20,
+        };
+        let found: Vec<ProfileId> = store
+            .search(ws, &query)
+            .await
+            .unwrap()
+            .profiles
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(found, vec![ProfileId("p007".into())]);
+        assert_eq!(store.count(ws, &query.filter, now()).await.unwrap(), 1);
+        if store.backend() == "sqlite" {
+            let plan = store.explain_search(ws, &query).await.unwrap();
+            assert!(
+                plan.lines()
+                    .any(|step| step.starts_with("SEARCH p ") && step.contains(" AND id=?)")),
+                "the profiles were not looked up by id: {plan}"
+            );
+        }
+    })
+    .await;
+}
+
 async fn insert_numbered(store: &Arc<dyn Store>, ws: WorkspaceId, count: usize) {
     let mut tx = store.begin().await.unwrap();
     for i in 0..count {
