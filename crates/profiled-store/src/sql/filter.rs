@@ -140,8 +140,9 @@ impl<D: Dialect> Compiler<'_, D> {
     }
 
     /// A predicate on a field with any number of text values, kept in rows that `exists`
-    /// opens a correlated `EXISTS (SELECT … WHERE …` over: it holds when some row's `column`
-    /// satisfies it; `= null` when there is no row.
+    /// opens a condition over (`EXISTS (SELECT … WHERE …`, or `p.id IN (SELECT … WHERE …`,
+    /// closed by one parenthesis): it holds when some row's `column` satisfies it; `= null`
+    /// when there is no row.
     fn any_value_predicate(
         &self,
         exists: impl Fn(&mut Sql),
