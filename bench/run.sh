@@ -32,8 +32,13 @@ else
   export PROFILED_BENCH_KEY=$(target/release/profiled-bench preload --profiles "$PROFILES" --data-dir "$DATA")
 fi
 
-target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 --log-level "${LOG_LEVEL:-warn}" 2> target/bench-data/server.log &
+# Started as the harness starts every peer (pb.sh, parse.sh, pg.sh): in a session of its own
+# at nice -10, and that session's autogroup raised to -10 too, so that it shares the cores with
+# wrk (which the harness runs the same way) on equal terms.
+setsid nice -n "${BENCH_NICE:--10}" target/release/profiled serve --data-dir "$DATA" --listen 127.0.0.1:8080 \
+  --log-level "${LOG_LEVEL:-warn}" 2> target/bench-data/server.log < /dev/null &
 echo $! > /tmp/profiled-bench.pid
+sleep 0.2; "$HARNESS/harness/prio.sh" "$(cat /tmp/profiled-bench.pid)" >/dev/null
 trap 'kill $(cat /tmp/profiled-bench.pid) 2>/dev/null; rm -f /tmp/profiled-bench.pid' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
 if [ "${SEGMENTS:-0}" -gt 0 ]; then
