@@ -91,7 +91,7 @@ pub struct Importer {
     /// Parsed lines not yet applied, with their line numbers.
     batch: Vec<(u64, ImportCommand)>,
     /// The batch being applied.
-    in_flight: Option<tokio::task::JoinHandle<Results>>,
+    in_flight: Option<tokio::task::JoinHandle<Applied>>,
     last_save: Instant,
     any_deleted: bool,
 }
@@ -290,7 +290,7 @@ impl Importer {
     /// Hands the parsed lines to a task that applies them, after the task before it is done
     /// (so lines apply in file order), and reads on meanwhile.
     async fn flush(&mut self) {
-        self.wait_for_batch().await;
+        let spent = self.wait_for_batch().await;
         let batch = std::mem::take(&mut self.batch);
         if batch.is_empty() {
             return;
@@ -302,17 +302,23 @@ impl Importer {
             results: Vec::with_capacity(batch.len()),
         };
         self.in_flight = Some(tokio::spawn(applier.apply(batch)));
+        // Freed here, once the next batch is on its way: by the thread that parsed them, not
+        // by the one applying.
+        drop(spent);
     }
 
-    async fn wait_for_batch(&mut self) {
+    /// Waits for the batch being applied and counts what its lines did; returns its
+    /// upserts, to be freed.
+    async fn wait_for_batch(&mut self) -> Vec<BatchUpsert> {
         let Some(task) = self.in_flight.take() else {
-            return;
+            return Vec::new();
         };
         match task.await {
-            Ok(results) => {
+            Ok(Applied { results, upserts }) => {
                 for (line_no, outcome) in results {
                     self.count(line_no, outcome);
                 }
+                upserts
             }
             Err(e) => {
                 tracing::error!(error = %e, "an import batch panicked");
@@ -320,6 +326,7 @@ impl Importer {
                     "the batch ending before line {} failed; import those lines again",
                     self.line_no
                 ));
+                Vec::new()
             }
         }
     }
@@ -367,6 +374,12 @@ impl Importer {
 /// What each line of a batch did, by line number.
 type Results = Vec<(u64, Result<Outcome>)>;
 
+/// An applied batch: what its lines did, and its upserts, handed back to be freed.
+struct Applied {
+    results: Results,
+    upserts: Vec<BatchUpsert>,
+}
+
 /// Applies a batch of lines on its own task.
 struct Applier {
     service: Arc<Service>,
@@ -377,7 +390,7 @@ struct Applier {
 
 impl Applier {
     /// Applies the lines, in order.
-    async fn apply(mut self, batch: Vec<(u64, ImportCommand)>) -> Results {
+    async fn apply(mut self, batch: Vec<(u64, ImportCommand)>) -> Applied {
         let mut lines = Vec::new();
         let mut upserts = Vec::new();
         for (line_no, command) in batch {
@@ -424,7 +437,10 @@ impl Applier {
             }
         }
         self.upserts(&lines, &upserts).await;
-        self.results
+        Applied {
+            results: self.results,
+            upserts,
+        }
     }
 
     /// A run of upserts: in batches, with the one-by-one path for merges, and for the rest of
