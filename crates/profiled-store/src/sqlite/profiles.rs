@@ -17,11 +17,11 @@ pub(super) fn load<P>(
     id: &ProfileId,
     decode: fn(ProfileColumns) -> Result<P>,
 ) -> Result<Option<P>> {
-    let sql = format!(
-        "SELECT {} FROM profiles AS p WHERE p.workspace_id = ? AND p.id = ?",
-        profile_columns()
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
+    let mut statement = conn.prepare_cached(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM profiles AS p WHERE p.workspace_id = ? AND p.id = ?"
+    ))?;
     let row = statement
         .query_row(params![ws.0, id.0], |row| Ok(columns_of(row)))
         .optional()?;
@@ -36,12 +36,12 @@ pub(super) fn load_by_identity<P>(
     identity: &Identity,
     decode: fn(ProfileColumns) -> Result<P>,
 ) -> Result<Option<P>> {
-    let sql = format!(
-        "SELECT {} FROM identities AS o JOIN profiles AS p ON p.workspace_id = o.workspace_id AND p.id = o.profile_id \
-         WHERE o.workspace_id = ? AND o.kind = ? AND o.value = ?",
-        profile_columns()
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
+    let mut statement = conn.prepare_cached(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM identities AS o JOIN profiles AS p ON p.workspace_id = o.workspace_id AND p.id = o.profile_id \
+         WHERE o.workspace_id = ? AND o.kind = ? AND o.value = ?"
+    ))?;
     let row = statement
         .query_row(
             params![ws.0, identity.kind.as_str(), identity.value],

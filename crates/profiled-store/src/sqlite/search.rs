@@ -13,21 +13,21 @@ use crate::rows::ProfileColumns;
 use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue};
 use crate::{Result, StoreError};
 
-/// The segments profile `p` is a member of, as a JSON array of keys. (Its identities are a
-/// column of its own row: `0011_profile_identities.sql`.)
-const SEGMENTS: &str = "(SELECT json_group_array(s.segment_key) FROM segment_members AS s \
-     WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id)";
-
-/// The columns every profile read selects, in the order [`columns_of`] reads them.
-pub(super) fn profile_columns() -> String {
-    format!(
+/// The columns every profile read selects, in the order [`columns_of`] reads them: the row's
+/// own, then the segments profile `p` is a member of, as a JSON array of keys. (Its identities
+/// are a column of its own row: `0011_profile_identities.sql`.) A literal, so that the
+/// statements built on it are too, and a read never formats its SQL.
+macro_rules! profile_columns {
+    () => {
         "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, \
          p.location, p.device, p.activity, p.company_id, p.identities, \
-         {SEGMENTS} AS segments"
-    )
+         (SELECT json_group_array(s.segment_key) FROM segment_members AS s \
+         WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) AS segments"
+    };
 }
+pub(super) use profile_columns;
 
-/// The columns of a row that starts with [`profile_columns`].
+/// The columns of a row that starts with [`profile_columns!`].
 pub(super) fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
     Ok(ProfileColumns {
         id: row.get(0)?,
@@ -46,7 +46,7 @@ pub(super) fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
     })
 }
 
-/// Where a search's sort keys start in its rows, after [`profile_columns`].
+/// Where a search's sort keys start in its rows, after [`profile_columns!`].
 const FIRST_SORT_KEY: usize = 13;
 
 /// The SQL expression a sort key orders by.
@@ -118,7 +118,7 @@ fn search_sql(ws: WorkspaceId, query: &SearchQuery) -> Sql {
         .map(|k| (sort_expression(&k.field), k.descending))
         .collect();
     let mut sql = Sql::default();
-    sql.push(&format!("SELECT {}", profile_columns()));
+    sql.push(concat!("SELECT ", profile_columns!()));
     for (i, (expr, _)) in keys.iter().enumerate() {
         sql.push(&format!(", json_quote({expr}) AS k{i}"));
     }

@@ -224,8 +224,10 @@ fn respond(
 ) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", profile.version))
         .expect("digits are a valid header");
-    let location = HeaderValue::from_str(&format!("/v1/profiles/{}", profile.id))
-        .expect("ids are header-safe");
+    // Only a created profile has a new location to tell.
+    let location = (status == StatusCode::CREATED).then(|| {
+        HeaderValue::from_str(&format!("/v1/profiles/{}", profile.id)).expect("ids are header-safe")
+    });
     let mut response = if caller.scope.can_read() {
         let mut view = ProfileView::from(profile);
         view.company = company.map(Into::into);
@@ -238,7 +240,7 @@ fn respond(
         (status, axum::Json(receipt)).into_response()
     };
     response.headers_mut().insert(header::ETAG, etag);
-    if status == StatusCode::CREATED {
+    if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
