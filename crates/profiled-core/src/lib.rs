@@ -26,4 +26,4 @@ pub use error::{DomainError, Violation};
 pub use identity::{Identity, IdentityKind};
 pub use limits::Limits;
 pub use ops::PropertyOps;
-pub use profile::{Profile, ProfileId, RawProfile, WorkspaceId};
+pub use profile::{Profile, ProfileId, RawProfile, StoredObject, WorkspaceId};

@@ -2,8 +2,7 @@
 //! as text and times as microseconds since the epoch.
 
 use jiff::Timestamp;
-use profiled_core::{Identity, Profile, ProfileId, RawProfile};
-use serde_json::value::RawValue;
+use profiled_core::{Identity, Profile, ProfileId, RawProfile, StoredObject};
 use serde_json::{Map, Value};
 
 use crate::{Result, StoreError};
@@ -83,45 +82,61 @@ impl ProfileColumns {
 
 /// Identities from a JSON array of `[kind, value]` pairs, in their canonical order.
 pub(crate) fn identities_of(pairs: &str) -> Result<Vec<Identity>> {
-    let mut pairs: Vec<(String, String)> =
-        serde_json::from_str(pairs).map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
-    pairs.sort();
-    Ok(pairs
-        .into_iter()
-        .map(|(k, v)| Identity::stored(k, v))
-        .collect())
+    let mut identities = match plain_pairs(pairs) {
+        Some(identities) => identities,
+        None => {
+            let pairs: Vec<(String, String)> = serde_json::from_str(pairs)
+                .map_err(|e| StoreError::Corrupt(format!("identities: {e}")))?;
+            pairs
+                .into_iter()
+                .map(|(k, v)| Identity::stored(k, v))
+                .collect()
+        }
+    };
+    if !identities.is_sorted() {
+        identities.sort();
+    }
+    Ok(identities)
 }
 
-/// A stored JSON object, taken as it is. Only this service writes these columns, always
-/// with serde_json (`documents`), so the text is checked for the shape of an object and not
-/// parsed again: `RawValue::from_string` parses it in full, which was 9 % of a 20-profile
-/// search's CPU (docs/benchmarks.md, session 12).
-fn raw_object(text: String) -> Result<Box<RawValue>> {
-    if !(text.starts_with('{') && text.ends_with('}')) {
-        return Err(StoreError::Corrupt(
-            "a JSON column does not hold an object".into(),
-        ));
+/// The pairs of a list written without spaces and without escapes (the JSON writers escape
+/// control characters, so none is expected), as serde_json and
+/// SQLite's JSON functions write most lists, read by slicing; anything else (`None`) goes
+/// to serde_json. Parsing every list with serde_json was 8 % of a search's instructions
+/// (docs/benchmarks.md, session 14).
+fn plain_pairs(text: &str) -> Option<Vec<Identity>> {
+    let mut rest = text.strip_prefix('[')?.strip_suffix(']')?;
+    let mut identities = Vec::with_capacity(2);
+    while !rest.is_empty() {
+        let (kind, after) = plain_string(rest.strip_prefix('[')?)?;
+        let (value, after) = plain_string(after.strip_prefix(',')?)?;
+        rest = after.strip_prefix(']')?;
+        identities.push(Identity::stored(kind.to_owned(), value.to_owned()));
+        if let Some(next) = rest.strip_prefix(',') {
+            rest = next;
+            if rest.is_empty() {
+                return None;
+            }
+        } else if !rest.is_empty() {
+            return None;
+        }
     }
-    serde_json::value::to_raw_value(&Verbatim(&text))
-        .map_err(|e| StoreError::Corrupt(format!("a JSON column: {e}")))
+    Some(identities)
 }
 
-/// Text serde_json writes out as it is: the way `RawValue` itself serialises (serde_json's
-/// raw-value token), which lets `to_raw_value` copy it instead of parsing it. A unit test
-/// fails if serde_json ever stops treating the token so.
-struct Verbatim<'a>(&'a str);
+/// A string with no escape at the start of `text`, and what follows it.
+fn plain_string(text: &str) -> Option<(&str, &str)> {
+    let body = text.strip_prefix('"')?;
+    let end = memchr::memchr2(b'"', b'\\', body.as_bytes())?;
+    (body.as_bytes()[end] == b'"').then(|| (&body[..end], &body[end + 1..]))
+}
 
-impl serde::Serialize for Verbatim<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
-        let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
-        raw.serialize_field(RAW_VALUE_TOKEN, self.0)?;
-        raw.end()
-    }
+/// A stored JSON object, taken as it is: checked for the shape of an object and not parsed
+/// again (`RawValue::from_string` parsed it in full, which was 9 % of a 20-profile search's
+/// CPU: docs/benchmarks.md, session 12).
+fn raw_object(text: String) -> Result<StoredObject> {
+    StoredObject::from_stored(text)
+        .ok_or_else(|| StoreError::Corrupt("a JSON column does not hold an object".into()))
 }
 
 /// Identities as a profile row lists them: `[kind, value]` pairs.
@@ -313,6 +328,49 @@ mod tests {
             identities_json(&identities),
             r#"[["user_id","u\"1"],["email","a@x.io"]]"#
         );
+    }
+
+    proptest::proptest! {
+        /// Read by slicing or by serde_json, a written list comes back as it was, sorted.
+        #[test]
+        fn identities_read_back_as_written(
+            pairs in proptest::collection::vec((".{0,6}", "[a-z\"\\\\\u{1}é]{0,6}"), 0..4),
+            spaced in proptest::bool::ANY,
+        ) {
+            let identities: Vec<Identity> = pairs
+                .into_iter()
+                .map(|(k, v)| Identity::stored(k, v))
+                .collect();
+            let text = if spaced {
+                let pairs: Vec<[&str; 2]> = identities
+                    .iter()
+                    .map(|i| [i.kind.as_str(), i.value.as_str()])
+                    .collect();
+                serde_json::to_string_pretty(&pairs).unwrap()
+            } else {
+                identities_json(&identities)
+            };
+            let mut expected = identities;
+            expected.sort();
+            proptest::prop_assert_eq!(identities_of(&text).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn a_list_of_identities_that_is_not_one_is_corrupt() {
+        for text in [
+            "",
+            "[",
+            "[[\"a\"]]",
+            "[[\"a\",\"b\"],]",
+            "[[\"a\",\"b\"]x]",
+            "{}",
+        ] {
+            assert!(
+                matches!(identities_of(text), Err(StoreError::Corrupt(_))),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! CSV with chosen columns.
 
 use profiled_core::filter::{Field, Filter, JsonColumn, lookup};
-use profiled_core::{RawProfile, WorkspaceId};
-use serde_json::value::RawValue;
+use profiled_core::{RawProfile, StoredObject, WorkspaceId};
 use serde_json::{Value, json};
 
 use super::search::Search;
@@ -136,18 +135,18 @@ impl Renderer {
 struct ProfileOut<'a> {
     id: &'a str,
     identities: &'a [profiled_core::Identity],
-    properties: &'a RawValue,
-    computed: &'a RawValue,
+    properties: &'a StoredObject,
+    computed: &'a StoredObject,
     #[serde(skip_serializing_if = "is_empty_object")]
-    location: &'a RawValue,
+    location: &'a StoredObject,
     #[serde(skip_serializing_if = "is_empty_object")]
-    device: &'a RawValue,
+    device: &'a StoredObject,
     created_at: String,
     updated_at: String,
     version: i64,
 }
 
-fn is_empty_object(document: &&RawValue) -> bool {
+fn is_empty_object(document: &&StoredObject) -> bool {
     document.get() == "{}"
 }
 

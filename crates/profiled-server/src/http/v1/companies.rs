@@ -14,7 +14,7 @@ use crate::http::problem::{ApiError, Problem};
 use crate::service::CompanyUpsert;
 use profiled_store::{CompanyPage, CompanyRecord};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CompanyView {
     /// Server-assigned, stable; profiles show it as `company_id`.
     pub id: String,

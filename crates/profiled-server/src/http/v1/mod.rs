@@ -12,6 +12,7 @@ pub mod indexes;
 pub mod keys;
 pub mod me;
 pub mod merges;
+mod profile_json;
 pub mod profiles;
 pub mod schema;
 pub mod search;

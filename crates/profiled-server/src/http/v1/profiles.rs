@@ -6,12 +6,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use profiled_core::error::pointer_token;
 use profiled_core::identity::IdentityMap;
-use profiled_core::{Identity, Profile, ProfileId, PropertyOps, RawProfile, Violation};
+use profiled_core::{
+    Identity, Profile, ProfileId, PropertyOps, RawProfile, StoredObject, Violation,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::companies::CompanyView;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller, IfMatch, OriginTag, PatchBody, from_value_at};
 use crate::http::problem::{ApiError, Problem};
@@ -25,19 +27,19 @@ pub struct ProfileView {
     pub identities: Vec<Identity>,
     /// Set by clients.
     #[schema(value_type = Object)]
-    pub properties: Box<RawValue>,
+    pub properties: StoredObject,
     /// Derived by the service; `percent` is a stable random number in [0, 100).
     #[schema(value_type = Object, example = json!({"percent": 42.5, "session_count": 3, "last_seen_at": "2026-11-22T10:00:00.000000Z"}))]
-    pub computed: Box<RawValue>,
+    pub computed: StoredObject,
     /// Where the end user was last seen (from the newest event's IP): `country`,
     /// `country_name`, `region`, `region_code`, `city`, `postal_code`, `latitude`,
     /// `longitude`, `time_zone`.
     #[schema(value_type = Object, example = json!({"country": "DE", "city": "Berlin", "time_zone": "Europe/Berlin"}))]
-    pub location: Box<RawValue>,
+    pub location: StoredObject,
     /// The end user's last device (from the newest event's user agent): `browser`,
     /// `browser_version`, `os`, `os_version`, `vendor`, `type`, `bot`.
     #[schema(value_type = Object, example = json!({"browser": "Chrome", "os": "Windows 10", "type": "desktop", "bot": false}))]
-    pub device: Box<RawValue>,
+    pub device: StoredObject,
     /// The id of the company the profile belongs to.
     pub company_id: Option<String>,
     /// The company itself, with `?expand=company`.
@@ -198,10 +200,38 @@ impl UpsertBody {
         };
         Ok(Self {
             identities: from_value_at(identities, "/identities")?,
-            ops: from_value_at(Value::Object(body), "")?,
+            ops: ops_of(body)?,
             company,
         })
     }
+}
+
+/// The operations of an upsert body with nothing else left in it. Each object is moved
+/// into place as it is (deserialising it again rebuilt every map: docs/benchmarks.md,
+/// session 15); a value of another shape goes through serde, for serde's own error.
+fn ops_of(body: Map<String, Value>) -> Result<PropertyOps, ApiError> {
+    let mut ops = PropertyOps::default();
+    for (name, value) in body {
+        let slot = match name.as_str() {
+            "set" => &mut ops.set,
+            "set_once" => &mut ops.set_once,
+            "increment" => &mut ops.increment,
+            "append" => &mut ops.append,
+            "remove" => &mut ops.remove,
+            _ => {
+                let mut one = Map::new();
+                one.insert(name, value);
+                let parsed: PropertyOps = from_value_at(Value::Object(one), "")?;
+                ops.unset = parsed.unset;
+                continue;
+            }
+        };
+        *slot = match value {
+            Value::Object(map) => map,
+            other => from_value_at(other, &format!("/{}", pointer_token(&name)))?,
+        };
+    }
+    Ok(ops)
 }
 
 /// Identities to attach to a profile.
@@ -229,9 +259,11 @@ fn respond(
         HeaderValue::from_str(&format!("/v1/profiles/{}", profile.id)).expect("ids are header-safe")
     });
     let mut response = if caller.scope.can_read() {
-        let mut view = ProfileView::from(profile);
-        view.company = company.map(Into::into);
-        (status, axum::Json(view)).into_response()
+        let company = company.map(CompanyView::from);
+        super::profile_json::response(
+            status,
+            super::profile_json::profile(&profile, company.as_ref()),
+        )
     } else {
         let receipt = WriteReceipt {
             id: profile.id.0,

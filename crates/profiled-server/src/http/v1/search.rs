@@ -2,11 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
 use profiled_core::filter::Filter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::profile_json;
 use super::profiles::ProfileView;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, Caller};
@@ -125,7 +128,7 @@ pub async fn search(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<SearchBody>,
-) -> Result<Json<SearchResult>, ApiError> {
+) -> Result<Response, ApiError> {
     let ws = caller.read()?;
     let sort = sort_keys(
         body.sort
@@ -139,7 +142,11 @@ pub async fn search(
         limit: limit(body.limit)?,
         cursor: body.cursor,
     };
-    Ok(Json(state.service.search_raw(ws, search).await?.into()))
+    let page = state.service.search_raw(ws, search).await?;
+    Ok(profile_json::response(
+        StatusCode::OK,
+        profile_json::search_page(&page),
+    ))
 }
 
 #[utoipa::path(
@@ -157,7 +164,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<SearchParams>,
-) -> Result<Json<SearchResult>, ApiError> {
+) -> Result<Response, ApiError> {
     let ws = caller.read()?;
     let sort = params
         .sort
@@ -179,7 +186,11 @@ pub async fn list(
         limit: limit(params.limit)?,
         cursor: params.cursor,
     };
-    Ok(Json(state.service.search_raw(ws, search).await?.into()))
+    let page = state.service.search_raw(ws, search).await?;
+    Ok(profile_json::response(
+        StatusCode::OK,
+        profile_json::search_page(&page),
+    ))
 }
 
 #[utoipa::path(
