@@ -3,10 +3,12 @@
 # machine: serves a fresh copy of a preloaded data directory under valgrind, sends N1 and then
 # N2 sequential requests on one connection (two servings), and divides the difference of the
 # two totals by N2 - N1, so that start-up and shutdown cancel out. The requests are gets by
-# user id, or with WORKLOAD=search the harness's search (`properties.plan = X`, limit 20).
+# user id, with WORKLOAD=search the harness's search (`properties.plan = X`, limit 20), or with
+# WORKLOAD=upsert the upserts of bench/upsert.lua, one at a time (each commits on its own).
 #   target/release/profiled-bench preload --profiles 100000 --data-dir /tmp/bd > /tmp/bd.key
 #   bench/callgrind-requests.sh BINARY            (N1=200, N2=2200; SOURCE=/tmp/bd, KEY_FILE=/tmp/bd.key)
 #   WORKLOAD=search bench/callgrind-requests.sh BINARY
+#   WORKLOAD=upsert bench/callgrind-requests.sh BINARY
 # KEEP=FILE keeps the larger run's callgrind output for callgrind_annotate.
 set -euo pipefail
 BINARY=$1 N1=${N1:-200} N2=${N2:-2200}
@@ -28,7 +30,19 @@ for _ in range(600):
 random.seed(1)
 auth = {'Authorization': 'Bearer ' + key}
 for _ in range(n):
-    if workload == 'search':
+    if workload == 'upsert':
+        # The shape of bench/upsert.lua; one at a time, so each is a batch of its own.
+        n = random.randint(0, 99999)
+        body = json.dumps({'identities': {'user_id': 'u%014d' % n, 'email': 'user%d@example.com' % n},
+                           'set': {'plan': random.choice(['free', 'pro', 'team', 'enterprise']),
+                                   'age': random.randint(18, 90), 'score': random.random(),
+                                   'country': 'DE', 'lang': 'de', 'newsletter': True, 'tags': ['a', 'b'],
+                                   'address': {'city': 'Berlin', 'zip': '10115'},
+                                   'last_login': random.randint(1, 1000000), 'visits': random.randint(1, 1000)}},
+                          separators=(',', ':'))
+        c.request('POST', '/v1/profiles', body,
+                  headers=dict(auth, **{'Content-Type': 'application/json'}))
+    elif workload == 'search':
         plan = random.choice(['free', 'starter', 'pro', 'enterprise'])
         body = json.dumps({'filter': 'properties.plan = "%s"' % plan, 'limit': 20})
         c.request('POST', '/v1/profiles/search', body,

@@ -15,6 +15,10 @@ impl PropertyPath {
 
     /// Parses a client-written path. `pointer` locates the path in the request, for errors.
     pub fn parse(text: &str, pointer: &str) -> Result<Self, DomainError> {
+        if !text.is_empty() && !text.contains(['.', '/']) {
+            // A plain key, the common case.
+            return Ok(Self(vec![text.to_owned()]));
+        }
         let segments: Vec<String> = if let Some(rest) = text.strip_prefix('/') {
             rest.split('/')
                 .map(|s| s.replace("~1", "/").replace("~0", "~"))
@@ -66,6 +70,12 @@ mod tests {
     fn dotted_paths_split_on_dots() {
         let p = PropertyPath::parse("prefs.theme", "/set").unwrap();
         assert_eq!(p.segments(), ["prefs", "theme"]);
+    }
+
+    #[test]
+    fn a_plain_key_is_one_segment() {
+        let p = PropertyPath::parse("plan", "/set").unwrap();
+        assert_eq!(p.segments(), ["plan"]);
     }
 
     #[test]

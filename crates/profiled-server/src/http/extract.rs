@@ -77,10 +77,34 @@ pub(crate) async fn read_body(req: Request, state: &AppState) -> Result<Bytes, A
     })
 }
 
+/// Deserialises a whole body, straight from its bytes (through a `Value` first, every body
+/// was built twice: docs/benchmarks.md, session 15). Bytes that are not JSON are a
+/// malformed body; JSON of the wrong shape is invalid at the pointer where it goes wrong.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::MalformedBody(format!("the body is not valid JSON: {e}")))?;
-    from_value_at(value, "")
+    let malformed =
+        |e: serde_json::Error| ApiError::MalformedBody(format!("the body is not valid JSON: {e}"));
+    // Tracking the path costs a third of a parse, so only a body that fails is read again:
+    // first whether it is JSON at all, then where it goes wrong.
+    let first = match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(e) if !e.is_data() => return Err(malformed(e)),
+        Err(e) => e,
+    };
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(malformed)?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        // Not expected: the same bytes failed without the tracking.
+        Ok(_) => Err(ApiError::invalid("", first.to_string())),
+        Err(e) if !e.inner().is_data() => Err(malformed(e.into_inner())),
+        Err(e) => {
+            // The error's place in the text says less than its pointer, which it gets.
+            let inner = e.inner();
+            let message = inner.to_string();
+            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+            let message = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
+            Err(ApiError::invalid(&pointer_of(e.path()), message))
+        }
+    }
 }
 
 /// Deserialises a part of a body; errors point at `base` plus the path inside the part.
@@ -89,22 +113,25 @@ pub fn from_value_at<T: DeserializeOwned>(
     base: &str,
 ) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer: String = e
-            .path()
-            .iter()
-            .filter_map(|segment| match segment {
-                serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
-                serde_path_to_error::Segment::Map { key } => {
-                    Some(format!("/{}", pointer_token(key)))
-                }
-                serde_path_to_error::Segment::Enum { variant } => {
-                    Some(format!("/{}", pointer_token(variant)))
-                }
-                serde_path_to_error::Segment::Unknown => None,
-            })
-            .collect();
-        ApiError::invalid(&format!("{base}{pointer}"), e.inner().to_string())
+        ApiError::invalid(
+            &format!("{base}{}", pointer_of(e.path())),
+            e.inner().to_string(),
+        )
     })
+}
+
+/// A serde path as a JSON pointer.
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    path.iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
+            serde_path_to_error::Segment::Map { key } => Some(format!("/{}", pointer_token(key))),
+            serde_path_to_error::Segment::Enum { variant } => {
+                Some(format!("/{}", pointer_token(variant)))
+            }
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect()
 }
 
 /// The API key a request carries, authenticated. Handlers reach the workspace only through
