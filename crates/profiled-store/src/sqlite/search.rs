@@ -17,12 +17,18 @@ use crate::{Result, StoreError};
 /// own, then the segments profile `p` is a member of, as a JSON array of keys. (Its identities
 /// are a column of its own row: `0011_profile_identities.sql`.) A literal, so that the
 /// statements built on it are too, and a read never formats its SQL.
+///
+/// The segments are looked up only when any profile is in any segment: that `EXISTS` does not
+/// depend on the row, so SQLite answers it once per statement, in the statement's own
+/// snapshot. Looking them up for every row cost a sixth of a search with no segments at all
+/// (docs/benchmarks.md, session 15).
 macro_rules! profile_columns {
     () => {
         "p.id, p.properties, p.computed, p.created_at, p.updated_at, p.version, p.set_once, \
          p.location, p.device, p.activity, p.company_id, p.identities, \
+         CASE WHEN EXISTS (SELECT 1 FROM segment_members) THEN \
          (SELECT json_group_array(s.segment_key) FROM segment_members AS s \
-         WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) AS segments"
+         WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) ELSE '[]' END AS segments"
     };
 }
 pub(super) use profile_columns;
