@@ -207,7 +207,11 @@ impl Service {
         if properties == profile.properties && new_identities.is_empty() {
             return Ok(None);
         }
-        let before = profile.clone();
+        // The profile as it was, without copying its properties a second time: `edited`
+        // already made the new ones from them.
+        let old_properties = std::mem::take(&mut profile.properties);
+        let mut before = profile.clone();
+        before.properties = old_properties;
         profile.edit(properties, filled, &new_identities);
         let valid = self.check(profile).and_then(|()| {
             if profile.properties == before.properties {
