@@ -17,13 +17,16 @@ use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue, s
 use crate::sql::{Bind, Sql, index_name};
 use crate::{Result, StoreError};
 
-/// The columns every profile read selects, in the order [`profile_row`] decodes them.
+/// The columns every profile read selects, in the order [`profile_row`] decodes them. The
+/// segments are looked up only when any profile is in any segment: an uncorrelated `EXISTS`,
+/// which PostgreSQL evaluates once per statement (an InitPlan), in the statement's snapshot.
 pub(super) const PROFILE_COLUMNS: &str = "p.id, p.properties::text AS properties, \
      p.computed::text AS computed, p.created_at, p.updated_at, p.version, p.set_once::text AS set_once, \
      p.location::text AS location, p.device::text AS device, p.activity::text AS activity, p.company_id, \
      p.identities, \
+     CASE WHEN EXISTS (SELECT 1 FROM segment_members) THEN \
      (SELECT coalesce(json_agg(s.segment_key ORDER BY s.segment_key), '[]')::text FROM segment_members AS s \
-      WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) AS segments";
+      WHERE s.workspace_id = p.workspace_id AND s.profile_id = p.id) ELSE '[]' END AS segments";
 
 pub(super) fn profile_row(row: &PgRow) -> Result<profiled_core::Profile> {
     columns_of(row)?.decode()
