@@ -35,7 +35,6 @@ use profiled_core::change::{Change, NewChange};
 use profiled_core::filter::{Field, Filter, ValueType};
 use profiled_core::{Identity, Profile, ProfileId, RawProfile, WorkspaceId};
 
-use crate::rows::ProfileColumns;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -206,7 +205,7 @@ impl SqliteStore {
         &self,
         ws: WorkspaceId,
         query: &SearchQuery,
-        decode: fn(ProfileColumns) -> Result<P>,
+        decode: search::Decode<P>,
     ) -> Result<SearchPage<P>> {
         let short = query.limit <= SHORT_PAGE;
         let query = query.clone();
@@ -342,7 +341,7 @@ impl Store for SqliteStore {
     async fn profile(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
         let read = self
             .readers
-            .read(|conn| profiles::load(conn, ws, id, ProfileColumns::decode));
+            .read(|conn| profiles::load(conn, ws, id, search::profile_of));
         self.settled(read).await
     }
 
@@ -350,7 +349,7 @@ impl Store for SqliteStore {
     async fn profile_raw(&self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<RawProfile>> {
         let read = self
             .readers
-            .read(|conn| profiles::load(conn, ws, id, ProfileColumns::decode_raw));
+            .read(|conn| profiles::load(conn, ws, id, search::raw_profile_of));
         self.settled(read).await
     }
 
@@ -362,7 +361,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Profile>> {
         let read = self
             .readers
-            .read(|conn| profiles::load_by_identity(conn, ws, identity, ProfileColumns::decode));
+            .read(|conn| profiles::load_by_identity(conn, ws, identity, search::profile_of));
         self.settled(read).await
     }
 
@@ -372,15 +371,15 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<RawProfile>> {
-        let read = self.readers.read(|conn| {
-            profiles::load_by_identity(conn, ws, identity, ProfileColumns::decode_raw)
-        });
+        let read = self
+            .readers
+            .read(|conn| profiles::load_by_identity(conn, ws, identity, search::raw_profile_of));
         self.settled(read).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, query))]
     async fn search(&self, ws: WorkspaceId, query: &SearchQuery) -> Result<SearchPage> {
-        self.search_with(ws, query, ProfileColumns::decode).await
+        self.search_with(ws, query, search::profile_of).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, query))]
@@ -389,8 +388,7 @@ impl Store for SqliteStore {
         ws: WorkspaceId,
         query: &SearchQuery,
     ) -> Result<SearchPage<RawProfile>> {
-        self.search_with(ws, query, ProfileColumns::decode_raw)
-            .await
+        self.search_with(ws, query, search::raw_profile_of).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, filter))]
@@ -722,7 +720,7 @@ impl ProfileTx for SqliteTx {
 
     async fn profile(&mut self, ws: WorkspaceId, id: &ProfileId) -> Result<Option<Profile>> {
         // BEGIN IMMEDIATE already holds the write lock: nothing else can change the row.
-        profiles::load(self.slot.conn(), ws, id, ProfileColumns::decode)
+        profiles::load(self.slot.conn(), ws, id, search::profile_of)
     }
 
     async fn insert_profile(&mut self, ws: WorkspaceId, profile: &Profile) -> Result<()> {

@@ -5,17 +5,16 @@ use profiled_core::{Identity, Profile, ProfileId, WorkspaceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::micros;
-use super::search::{columns_of, profile_columns};
-use crate::rows::{ProfileColumns, documents, identities_json, identities_of};
+use super::search::{Decode, profile_columns, profile_of};
+use crate::rows::{documents, identities_json, identities_of};
 use crate::{Result, StoreError};
 
-/// A profile by id, decoded by `decode` ([`ProfileColumns::decode`] or
-/// [`ProfileColumns::decode_raw`]).
+/// A profile by id, decoded by `decode`.
 pub(super) fn load<P>(
     conn: &Connection,
     ws: WorkspaceId,
     id: &ProfileId,
-    decode: fn(ProfileColumns) -> Result<P>,
+    decode: Decode<P>,
 ) -> Result<Option<P>> {
     let mut statement = conn.prepare_cached(concat!(
         "SELECT ",
@@ -23,18 +22,17 @@ pub(super) fn load<P>(
         " FROM profiles AS p WHERE p.workspace_id = ? AND p.id = ?"
     ))?;
     let row = statement
-        .query_row(params![ws.0, id.0], |row| Ok(columns_of(row)))
+        .query_row(params![ws.0, id.0], |row| Ok(decode(row)))
         .optional()?;
-    row.transpose()?.map(decode).transpose()
+    row.transpose()
 }
 
-/// The profile carrying an identity, decoded by `decode` ([`ProfileColumns::decode`] or
-/// [`ProfileColumns::decode_raw`]).
+/// The profile carrying an identity, decoded by `decode`.
 pub(super) fn load_by_identity<P>(
     conn: &Connection,
     ws: WorkspaceId,
     identity: &Identity,
-    decode: fn(ProfileColumns) -> Result<P>,
+    decode: Decode<P>,
 ) -> Result<Option<P>> {
     let mut statement = conn.prepare_cached(concat!(
         "SELECT ",
@@ -45,10 +43,10 @@ pub(super) fn load_by_identity<P>(
     let row = statement
         .query_row(
             params![ws.0, identity.kind.as_str(), identity.value],
-            |row| Ok(columns_of(row)),
+            |row| Ok(decode(row)),
         )
         .optional()?;
-    row.transpose()?.map(decode).transpose()
+    row.transpose()
 }
 
 /// The profiles that own any of the identities, each once, by id.
@@ -77,7 +75,7 @@ pub(super) fn load_by_identities(
     let mut profiles = Vec::with_capacity(owners.len());
     for id in owners {
         // The store deletes a profile's identities with it, so each owner is found.
-        profiles.extend(load(conn, ws, &ProfileId(id), ProfileColumns::decode)?);
+        profiles.extend(load(conn, ws, &ProfileId(id), profile_of)?);
     }
     Ok(profiles)
 }

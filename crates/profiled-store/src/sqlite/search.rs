@@ -12,8 +12,9 @@ use super::{from_micros, micros};
 use crate::rows::ProfileColumns;
 use crate::search::{Keyset, PropertyIndex, SearchPage, SearchQuery, SortValue};
 use crate::{Result, StoreError};
+use profiled_core::{Profile, RawProfile};
 
-/// The columns every profile read selects, in the order [`columns_of`] reads them: the row's
+/// The columns every profile read selects, in the order `columns_of` reads them: the row's
 /// own, then the segments profile `p` is a member of, as a JSON array of keys. (Its identities
 /// are a column of its own row: `0011_profile_identities.sql`.) A literal, so that the
 /// statements built on it are too, and a read never formats its SQL.
@@ -33,8 +34,26 @@ macro_rules! profile_columns {
 }
 pub(super) use profile_columns;
 
-/// The columns of a row that starts with [`profile_columns!`].
-pub(super) fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
+/// How a read turns a row that starts with [`profile_columns!`] into a profile:
+/// [`profile_of`] or [`raw_profile_of`].
+pub(super) type Decode<P> = fn(&rusqlite::Row<'_>) -> Result<P>;
+
+/// A row as a whole [`Profile`].
+pub(super) fn profile_of(row: &rusqlite::Row<'_>) -> Result<Profile> {
+    columns_of(row, true)?.decode()
+}
+
+/// A row as a [`RawProfile`], to be served. The two columns it does not show (`set_once`,
+/// `activity`) are not copied out: two strings fewer for every row of a page.
+pub(super) fn raw_profile_of(row: &rusqlite::Row<'_>) -> Result<RawProfile> {
+    columns_of(row, false)?.decode_raw()
+}
+
+/// The columns of a row that starts with [`profile_columns!`]; without `all`, `set_once`
+/// and `activity` are left empty.
+fn columns_of(row: &rusqlite::Row<'_>, all: bool) -> Result<ProfileColumns> {
+    let unless_served =
+        |index: usize| -> Result<String> { Ok(if all { row.get(index)? } else { String::new() }) };
     Ok(ProfileColumns {
         id: row.get(0)?,
         properties: row.get(1)?,
@@ -42,10 +61,10 @@ pub(super) fn columns_of(row: &rusqlite::Row<'_>) -> Result<ProfileColumns> {
         created_at: row.get(3)?,
         updated_at: row.get(4)?,
         version: row.get(5)?,
-        set_once: row.get(6)?,
+        set_once: unless_served(6)?,
         location: row.get(7)?,
         device: row.get(8)?,
-        activity: row.get(9)?,
+        activity: unless_served(9)?,
         company_id: row.get(10)?,
         identities: row.get(11)?,
         segments: row.get(12)?,
@@ -163,13 +182,12 @@ fn arguments(binds: Vec<Bind>) -> Result<SqliteArguments> {
     Ok(args)
 }
 
-/// A page of a search, each row decoded by `decode` ([`ProfileColumns::decode`] or
-/// [`ProfileColumns::decode_raw`]).
+/// A page of a search, each row decoded by `decode`.
 pub(super) fn search<P>(
     conn: &Connection,
     ws: WorkspaceId,
     query: &SearchQuery,
-    decode: fn(ProfileColumns) -> Result<P>,
+    decode: Decode<P>,
 ) -> Result<SearchPage<P>> {
     let sql = search_sql(ws, query);
     let mut statement = conn.prepare_cached(&sql.text)?;
@@ -178,7 +196,6 @@ pub(super) fn search<P>(
     // Set only by the row that fills the page (LIMIT stops there).
     let mut next = None;
     while let Some(row) = rows.next()? {
-        let columns = columns_of(row)?;
         if profiles.len() + 1 == query.limit as usize {
             // The last row of a full page: the next page starts after its keys.
             let values = (0..query.sort.len())
@@ -186,10 +203,10 @@ pub(super) fn search<P>(
                 .collect::<Result<Vec<_>>>()?;
             next = Some(Keyset {
                 values,
-                id: ProfileId(columns.id.clone()),
+                id: ProfileId(row.get(0)?),
             });
         }
-        profiles.push(decode(columns)?);
+        profiles.push(decode(row)?);
     }
     Ok(SearchPage { profiles, next })
 }
