@@ -209,11 +209,28 @@ impl StoredObject {
 impl Serialize for StoredObject {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        // serde_json's raw-value token: how `RawValue` itself serialises. A unit test fails
-        // if serde_json ever stops treating it so.
+        // serde_json's raw-value token: how `RawValue` itself serialises. The test below
+        // fails if serde_json ever stops treating it so.
         const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
         let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
         raw.serialize_field(RAW_VALUE_TOKEN, &self.0)?;
         raw.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_object_is_written_out_as_it_is() {
+        let text = r#"{"b":1,"a":{"x":[1,2.5,null]},"s":"Zoë \"Z\""}"#;
+        let stored = StoredObject::from_stored(text.to_string()).unwrap();
+        assert_eq!(serde_json::to_string(&stored).unwrap(), text);
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+        assert_eq!(StoredObject::from_stored("[1]".into()), None);
     }
 }

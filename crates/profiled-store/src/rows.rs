@@ -99,11 +99,10 @@ pub(crate) fn identities_of(pairs: &str) -> Result<Vec<Identity>> {
     Ok(identities)
 }
 
-/// The pairs of a list written without spaces and without escapes (the JSON writers escape
-/// control characters, so none is expected), as serde_json and
-/// SQLite's JSON functions write most lists, read by slicing; anything else (`None`) goes
-/// to serde_json. Parsing every list with serde_json was 8 % of a search's instructions
-/// (docs/benchmarks.md, session 14).
+/// The pairs of a list read by slicing, when it has no spaces and no escapes: how serde_json
+/// and SQLite's JSON functions write most lists (both escape control characters, so none is
+/// looked for). Anything else is `None`, for serde_json. Parsing every list with serde_json
+/// was 8 % of a search's instructions (docs/benchmarks.md, session 14).
 fn plain_pairs(text: &str) -> Option<Vec<Identity>> {
     let mut rest = text.strip_prefix('[')?.strip_suffix(']')?;
     let mut identities = Vec::with_capacity(2);

@@ -40,14 +40,11 @@ pub(crate) fn profile(profile: &RawProfile, company: Option<&CompanyView>) -> Ve
 pub(crate) fn search_page(page: &Page<RawProfile>) -> Vec<u8> {
     let size: usize = page.profiles.iter().map(profile_size).sum();
     let mut out = Vec::with_capacity(size + 64);
-    out.extend_from_slice(b"{\"profiles\":[");
-    for (i, p) in page.profiles.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_profile(&mut out, p, None);
-    }
-    out.extend_from_slice(b"],\"next_cursor\":");
+    out.extend_from_slice(b"{\"profiles\":");
+    list(&mut out, &page.profiles, |out, p| {
+        write_profile(out, p, None)
+    });
+    out.extend_from_slice(b",\"next_cursor\":");
     optional_string(&mut out, page.next_cursor.as_deref());
     out.push(b'}');
     out
@@ -67,14 +64,9 @@ fn profile_size(p: &RawProfile) -> usize {
 fn write_profile(out: &mut Vec<u8>, p: &RawProfile, company: Option<&CompanyView>) {
     out.extend_from_slice(b"{\"id\":");
     string(out, &p.id.0);
-    out.extend_from_slice(b",\"identities\":[");
-    for (i, identity) in p.identities.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_identity(out, identity);
-    }
-    out.extend_from_slice(b"],\"properties\":");
+    out.extend_from_slice(b",\"identities\":");
+    list(out, &p.identities, write_identity);
+    out.extend_from_slice(b",\"properties\":");
     out.extend_from_slice(p.properties.get().as_bytes());
     out.extend_from_slice(b",\"computed\":");
     out.extend_from_slice(p.computed.get().as_bytes());
@@ -88,20 +80,27 @@ fn write_profile(out: &mut Vec<u8>, p: &RawProfile, company: Option<&CompanyView
         out.extend_from_slice(b",\"company\":");
         serde_json::to_writer(&mut *out, company).expect("a company view serialises");
     }
-    out.extend_from_slice(b",\"segments\":[");
-    for (i, segment) in p.segments.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, segment);
-    }
-    out.extend_from_slice(b"],\"created_at\":");
+    out.extend_from_slice(b",\"segments\":");
+    list(out, &p.segments, |out, segment| string(out, segment));
+    out.extend_from_slice(b",\"created_at\":");
     timestamp(out, p.created_at);
     out.extend_from_slice(b",\"updated_at\":");
     timestamp(out, p.updated_at);
     out.extend_from_slice(b",\"version\":");
     write!(out, "{}", p.version).expect("writing to a Vec cannot fail");
     out.push(b'}');
+}
+
+/// A JSON array of `items`, each written by `write`.
+fn list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
 }
 
 fn write_identity(out: &mut Vec<u8>, identity: &Identity) {

@@ -218,12 +218,16 @@ fn ops_of(body: Map<String, Value>) -> Result<PropertyOps, ApiError> {
             "increment" => &mut ops.increment,
             "append" => &mut ops.append,
             "remove" => &mut ops.remove,
-            _ => {
-                let mut one = Map::new();
-                one.insert(name, value);
-                let parsed: PropertyOps = from_value_at(Value::Object(one), "")?;
-                ops.unset = parsed.unset;
+            "unset" => {
+                ops.unset = from_value_at(value, "/unset")?;
                 continue;
+            }
+            // `from_body` refused every other key already.
+            other => {
+                return Err(ApiError::invalid(
+                    &format!("/{}", pointer_token(other)),
+                    "unknown operation",
+                ));
             }
         };
         *slot = match value {
